@@ -1,0 +1,323 @@
+//! The `gateway.logs` event contract (docs/events.md): parsing and validation of one Kafka
+//! message into log rows, element by element, so that one bad element of an array never
+//! costs the good ones.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::rows::LogRow;
+
+/// Log types of new-api: 1 top-up, 2 consume, 3 manage, 4 system, 5 error, 6 refund, 7 login.
+pub const LOG_TYPES: std::ops::RangeInclusive<i64> = 1..=7;
+pub const LOG_TYPE_CONSUME: u8 = 2;
+
+/// Namespace of the UUIDv5 given to events that arrive without an `event_id`.
+pub const DERIVED_EVENT_ID_NAMESPACE: Uuid =
+    Uuid::from_u128(0x6c6f_6762_7573_4000_8000_6576_656e_7473);
+
+/// A log event as gateways publish it. Field names are new-api's log columns; unknown fields
+/// are ignored. Optional fields accept `null` as absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogEvent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Uuid>,
+    pub created_at: i64,
+    #[serde(rename = "type")]
+    pub log_type: i64,
+    pub user_id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_tokens: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_time: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_stream: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// A JSON object, or a string holding one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other: Option<serde_json::Value>,
+}
+
+/// Where an event came from: used to derive a stable id for events that carry none.
+#[derive(Debug, Clone, Copy)]
+pub struct EventSource<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    /// Position of the event in its message (0 for a single-object message).
+    pub index: usize,
+}
+
+impl EventSource<'_> {
+    pub fn derived_event_id(&self) -> Uuid {
+        let name = format!(
+            "{}/{}/{}/{}",
+            self.topic, self.partition, self.offset, self.index
+        );
+        Uuid::new_v5(&DERIVED_EVENT_ID_NAMESPACE, name.as_bytes())
+    }
+}
+
+/// Why an event was rejected; the text goes into the dead-letter headers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidEvent(pub String);
+
+/// One event of a message: its raw JSON text (what goes to the dead-letter topic) and the
+/// outcome of validating it.
+#[derive(Debug)]
+pub struct ParsedEvent<'a> {
+    pub index: usize,
+    pub raw: &'a [u8],
+    pub row: Result<LogRow, InvalidEvent>,
+}
+
+/// Splits a message into its events and validates each. An `Err` means the message as a whole
+/// could not be read (not UTF-8 JSON, or neither an object nor an array).
+pub fn parse_log_message<'a>(
+    payload: &'a [u8],
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_event_bytes: usize,
+) -> Result<Vec<ParsedEvent<'a>>, InvalidEvent> {
+    let source = |index| EventSource {
+        topic,
+        partition,
+        offset,
+        index,
+    };
+    let first = payload.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    match first {
+        Some(b'[') => {
+            let elements: Vec<&RawValue> = serde_json::from_slice(payload)
+                .map_err(|e| InvalidEvent(format!("message is not a valid JSON array: {e}")))?;
+            Ok(elements
+                .into_iter()
+                .enumerate()
+                .map(|(index, raw)| {
+                    let raw = raw.get().as_bytes();
+                    ParsedEvent {
+                        index,
+                        raw,
+                        row: parse_event(raw, source(index), max_event_bytes),
+                    }
+                })
+                .collect())
+        }
+        Some(b'{') => Ok(vec![ParsedEvent {
+            index: 0,
+            raw: payload,
+            row: parse_event(payload, source(0), max_event_bytes),
+        }]),
+        None => Err(InvalidEvent("message is empty".into())),
+        Some(_) => Err(InvalidEvent(
+            "message is neither a JSON object nor a JSON array of objects".into(),
+        )),
+    }
+}
+
+/// Validates one event's JSON text into a row (`ingest_batch` left 0 for the caller to set).
+pub fn parse_event(
+    raw: &[u8],
+    source: EventSource<'_>,
+    max_event_bytes: usize,
+) -> Result<LogRow, InvalidEvent> {
+    if raw.len() > max_event_bytes {
+        return Err(InvalidEvent(format!(
+            "event is {} bytes, over the limit of {max_event_bytes}",
+            raw.len()
+        )));
+    }
+    let event: LogEvent =
+        serde_json::from_slice(raw).map_err(|e| InvalidEvent(format!("invalid event: {e}")))?;
+    event.into_row(source)
+}
+
+impl LogEvent {
+    pub fn into_row(self, source: EventSource<'_>) -> Result<LogRow, InvalidEvent> {
+        let created_at = u32::try_from(self.created_at)
+            .ok()
+            .filter(|t| *t > 0)
+            .ok_or_else(|| {
+                InvalidEvent(format!(
+                    "created_at {} is not a unix timestamp in seconds between 1 and {}",
+                    self.created_at,
+                    u32::MAX
+                ))
+            })?;
+        if !LOG_TYPES.contains(&self.log_type) {
+            return Err(InvalidEvent(format!(
+                "type {} is out of range {}..={}",
+                self.log_type,
+                LOG_TYPES.start(),
+                LOG_TYPES.end()
+            )));
+        }
+        if self.user_id < 0 {
+            return Err(InvalidEvent(format!(
+                "user_id {} is negative",
+                self.user_id
+            )));
+        }
+        let other = match self.other {
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(serde_json::Value::Object(map)) => serde_json::Value::Object(map).to_string(),
+            Some(serde_json::Value::String(text)) if text.trim().is_empty() => String::new(),
+            Some(serde_json::Value::String(text)) => {
+                match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(serde_json::Value::Object(_)) => text,
+                    _ => {
+                        return Err(InvalidEvent(
+                            "other must be a JSON object or a string holding one".into(),
+                        ));
+                    }
+                }
+            }
+            Some(_) => {
+                return Err(InvalidEvent(
+                    "other must be a JSON object or a string holding one".into(),
+                ));
+            }
+        };
+        Ok(LogRow {
+            event_id: self.event_id.unwrap_or_else(|| source.derived_event_id()),
+            created_at,
+            log_type: self.log_type as u8,
+            user_id: self.user_id,
+            username: self.username.unwrap_or_default(),
+            token_id: self.token_id.unwrap_or_default(),
+            token_name: self.token_name.unwrap_or_default(),
+            model_name: self.model_name.unwrap_or_default(),
+            quota: self.quota.unwrap_or_default(),
+            prompt_tokens: self.prompt_tokens.unwrap_or_default(),
+            completion_tokens: self.completion_tokens.unwrap_or_default(),
+            use_time: self.use_time.unwrap_or_default(),
+            is_stream: self.is_stream.unwrap_or_default(),
+            channel_id: self.channel_id.unwrap_or_default(),
+            channel_name: self.channel_name.unwrap_or_default(),
+            group: self.group.unwrap_or_default(),
+            ip: self.ip.unwrap_or_default(),
+            request_id: self.request_id.unwrap_or_default(),
+            upstream_request_id: self.upstream_request_id.unwrap_or_default(),
+            content: self.content.unwrap_or_default(),
+            other,
+            ingest_batch: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: usize = 64 * 1024;
+
+    fn parse(payload: &str) -> Vec<Result<LogRow, InvalidEvent>> {
+        parse_log_message(payload.as_bytes(), "gateway.logs", 3, 42, LIMIT)
+            .expect("message readable")
+            .into_iter()
+            .map(|e| e.row)
+            .collect()
+    }
+
+    #[test]
+    fn minimal_event_gets_a_stable_derived_id() {
+        let rows = parse(r#"{"created_at":1700000000,"type":2,"user_id":7}"#);
+        let row = rows[0].clone().expect("valid");
+        assert_eq!(row.user_id, 7);
+        assert_eq!(row.log_type, 2);
+        let again = parse(r#"{"created_at":1700000000,"type":2,"user_id":7}"#);
+        assert_eq!(again[0].clone().expect("valid").event_id, row.event_id);
+        let other_offset = parse_log_message(
+            br#"{"created_at":1700000000,"type":2,"user_id":7}"#,
+            "gateway.logs",
+            3,
+            43,
+            LIMIT,
+        )
+        .expect("readable");
+        assert_ne!(
+            other_offset[0].row.as_ref().expect("valid").event_id,
+            row.event_id
+        );
+    }
+
+    #[test]
+    fn array_with_one_bad_element_rejects_only_that_element() {
+        let rows = parse(
+            r#"[{"created_at":1700000000,"type":2,"user_id":1},
+                {"created_at":"yesterday","type":2,"user_id":1},
+                {"created_at":1700000000,"type":9,"user_id":1},
+                {"type":2,"user_id":1},
+                {"created_at":1700000000,"type":2,"user_id":1,"other":{"a":1},"extra":true}]"#,
+        );
+        assert!(rows[0].is_ok());
+        assert!(rows[1].as_ref().unwrap_err().0.contains("invalid type"));
+        assert!(rows[2].as_ref().unwrap_err().0.contains("out of range"));
+        assert!(
+            rows[3]
+                .as_ref()
+                .unwrap_err()
+                .0
+                .contains("missing field `created_at`")
+        );
+        assert_eq!(rows[4].as_ref().expect("valid").other, r#"{"a":1}"#);
+        let ids: std::collections::HashSet<_> = [&rows[0], &rows[4]]
+            .iter()
+            .map(|r| r.as_ref().expect("valid").event_id)
+            .collect();
+        assert_eq!(ids.len(), 2, "positions in one message get distinct ids");
+    }
+
+    #[test]
+    fn other_must_hold_a_json_object() {
+        assert!(parse(r#"{"created_at":1,"type":2,"user_id":1,"other":"{\"x\":2}"}"#)[0].is_ok());
+        assert!(parse(r#"{"created_at":1,"type":2,"user_id":1,"other":"nope"}"#)[0].is_err());
+        assert!(parse(r#"{"created_at":1,"type":2,"user_id":1,"other":[1]}"#)[0].is_err());
+    }
+
+    #[test]
+    fn oversized_and_unreadable_messages_are_rejected() {
+        let big = format!(
+            r#"{{"created_at":1,"type":2,"user_id":1,"content":"{}"}}"#,
+            "x".repeat(LIMIT)
+        );
+        assert!(
+            parse(&big)[0]
+                .as_ref()
+                .unwrap_err()
+                .0
+                .contains("over the limit")
+        );
+        assert!(parse_log_message(b"not json", "t", 0, 0, LIMIT).is_err());
+        assert!(parse_log_message(b"[1,", "t", 0, 0, LIMIT).is_err());
+        assert!(parse_log_message(b"", "t", 0, 0, LIMIT).is_err());
+        assert!(parse("[1]")[0].is_err());
+    }
+}
