@@ -1,1 +1,164 @@
-//! placeholder
+//! Test helpers shared by the integration tests: where the real broker and ClickHouse are,
+//! and per-test databases and topics so that tests never see each other's data.
+//!
+//! The stack is started by `make test` (or `make up`); the addresses come from
+//! `LOGBUS_TEST_KAFKA` and `LOGBUS_TEST_CLICKHOUSE`.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use clickhouse::Client;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+pub fn kafka_brokers() -> String {
+    std::env::var("LOGBUS_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+pub fn clickhouse_url() -> String {
+    std::env::var("LOGBUS_TEST_CLICKHOUSE").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
+}
+
+/// A name no other test (or earlier run) uses: `prefix_` and 16 hex characters.
+pub fn unique_name(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}_{}", &id[..16])
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,logbus=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// A ClickHouse client with no database selected, checked to be reachable.
+pub async fn clickhouse_client() -> Client {
+    let client = Client::default().with_url(clickhouse_url());
+    let ping = client.query("SELECT 1").fetch_one::<u8>().await;
+    assert!(
+        ping.is_ok(),
+        "ClickHouse is not reachable at {} ({ping:?}): start the stack with `make up`",
+        clickhouse_url()
+    );
+    client
+}
+
+/// A fresh database with the logbus schema applied.
+pub struct TestDatabase {
+    pub name: String,
+    /// A client whose default database is this one.
+    pub client: Client,
+}
+
+impl TestDatabase {
+    pub async fn migrated() -> Self {
+        let name = unique_name("test");
+        let root = clickhouse_client().await;
+        logbus_projections::migrate(&root, &name, Default::default())
+            .await
+            .expect("migrations apply to a new database");
+        Self {
+            client: root.with_database(&name),
+            name,
+        }
+    }
+
+    pub async fn count(&self, sql: &str) -> u64 {
+        self.client
+            .query(sql)
+            .fetch_one::<u64>()
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    pub async fn drop_database(self) {
+        let root = clickhouse_client().await;
+        root.query(&format!("DROP DATABASE IF EXISTS `{}`", self.name))
+            .execute()
+            .await
+            .expect("drop test database");
+    }
+}
+
+pub fn admin_client() -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()
+        .expect("admin client")
+}
+
+/// Creates a topic with a unique name and `partitions` partitions, and returns its name.
+pub async fn create_topic(prefix: &str, partitions: i32) -> String {
+    let name = unique_name(prefix);
+    let admin = admin_client();
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(&name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "the broker at {} did not answer ({e}): start the stack with `make up`",
+                kafka_brokers()
+            )
+        });
+    for result in results {
+        result.unwrap_or_else(|(topic, code)| panic!("create topic {topic}: {code}"));
+    }
+    name
+}
+
+pub fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .expect("producer")
+}
+
+/// Publishes `payloads` (key, value) and waits until the broker acknowledged each.
+pub async fn publish<K, V>(producer: &FutureProducer, topic: &str, payloads: &[(K, V)])
+where
+    K: AsRef<[u8]>,
+    V: AsRef<[u8]>,
+{
+    let sends = payloads.iter().map(|(key, value)| {
+        producer.send(
+            FutureRecord::to(topic)
+                .key(key.as_ref())
+                .payload(value.as_ref()),
+            Duration::from_secs(30),
+        )
+    });
+    for outcome in futures::future::join_all(sends).await {
+        outcome.unwrap_or_else(|(e, _)| panic!("publish to {topic}: {e}"));
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+/// This is the readiness check that replaces fixed sleeps in tests.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

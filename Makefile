@@ -1,0 +1,33 @@
+# logbus dev tasks. The local stack (Kafka protocol broker + ClickHouse HTTP)
+# lives in .devstack/ (git-ignored); see devstack/*.sh.
+SHELL := /bin/bash
+
+export LOGBUS_KAFKA_PORT ?= 9092
+export LOGBUS_CH_PORT ?= 8123
+DEVSTACK_VENV := $(or $(LOGBUS_DEVSTACK_DIR),.devstack)/venv
+
+.PHONY: install up down run stack-test lint test
+
+install:
+	devstack/install.sh
+
+up: install
+	devstack/up.sh
+
+down:
+	devstack/down.sh
+
+run: up
+	devstack/run.sh
+
+stack-test: install
+	cd devstack/chfront && ../../$(DEVSTACK_VENV)/bin/python -m pytest -q -p no:cacheprovider tests
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test: up stack-test
+	LOGBUS_TEST_KAFKA=127.0.0.1:$(LOGBUS_KAFKA_PORT) \
+	LOGBUS_TEST_CLICKHOUSE=http://127.0.0.1:$(LOGBUS_CH_PORT) \
+	cargo test --workspace

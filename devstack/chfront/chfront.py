@@ -1,0 +1,806 @@
+#!/usr/bin/env python3
+"""chfront: ClickHouse's HTTP interface in front of an embedded chDB session.
+
+Dev-stack stand-in for a ClickHouse server (no Docker here). Serves the HTTP
+protocol that ClickHouse clients speak (the Rust `clickhouse` crate, curl):
+query in the URL and/or body, INSERT data in the body, `param_*` and multipart
+query parameters, per-request settings, native block compression
+(`compress`/`decompress`), HTTP compression (`enable_http_compression`),
+ClickHouse-shaped errors.
+
+Usage: chfront.py [--host 127.0.0.1] [--port 8123] [--data DIR]
+
+chDB runs one query at a time in a process, so requests are executed one at a
+time under a lock; `USE <database>` and `SET <settings>` are applied inside that
+lock and the settings are reset afterwards, so nothing leaks between requests.
+"""
+
+import argparse
+import base64
+import gzip
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+import lz4.block
+import lz4.frame
+from clickhouse_cityhash.cityhash import CityHash128
+
+DEBUG = os.environ.get("CHFRONT_DEBUG", "") not in ("", "0")
+
+# --------------------------------------------------------------------------
+# Errors
+
+
+class CHError(Exception):
+    """An error reported to the client the way ClickHouse reports it."""
+
+    def __init__(self, code, message, name=None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.name = name
+
+
+# ClickHouse's src/Server/HTTP/exceptionCodeToHTTPStatus.cpp, by error name.
+_STATUS_BY_NAME = {}
+for _n in ("REQUIRED_PASSWORD",):
+    _STATUS_BY_NAME[_n] = 401
+for _n in ("UNKNOWN_USER", "WRONG_PASSWORD", "AUTHENTICATION_FAILED",
+           "SET_NON_GRANTED_ROLE", "ACCESS_DENIED"):
+    _STATUS_BY_NAME[_n] = 403
+for _n in ("BAD_ARGUMENTS", "CANNOT_COMPILE_REGEXP", "CANNOT_PARSE_TEXT",
+           "CANNOT_PARSE_ESCAPE_SEQUENCE", "CANNOT_PARSE_QUOTED_STRING",
+           "CANNOT_PARSE_DATE", "CANNOT_PARSE_DATETIME", "CANNOT_PARSE_NUMBER",
+           "CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING", "CANNOT_PARSE_IPV4",
+           "CANNOT_PARSE_IPV6", "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
+           "CANNOT_PARSE_UUID", "DUPLICATE_COLUMN", "ILLEGAL_COLUMN",
+           "UNKNOWN_ELEMENT_IN_AST", "UNKNOWN_TYPE_OF_AST_NODE",
+           "THERE_IS_NO_COLUMN", "TOO_DEEP_AST", "TOO_BIG_AST",
+           "UNEXPECTED_AST_STRUCTURE", "SYNTAX_ERROR", "INCORRECT_DATA",
+           "TYPE_MISMATCH", "VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE"):
+    _STATUS_BY_NAME[_n] = 400
+for _n in ("UNKNOWN_TABLE", "UNKNOWN_FUNCTION", "UNKNOWN_IDENTIFIER",
+           "UNKNOWN_TYPE", "UNKNOWN_STORAGE", "UNKNOWN_DATABASE",
+           "UNKNOWN_SETTING", "UNKNOWN_DIRECTION_OF_SORTING",
+           "UNKNOWN_AGGREGATE_FUNCTION", "UNKNOWN_FORMAT",
+           "UNKNOWN_DATABASE_ENGINE", "UNKNOWN_TYPE_OF_QUERY", "UNKNOWN_ROLE"):
+    _STATUS_BY_NAME[_n] = 404
+_STATUS_BY_NAME.update({
+    "QUERY_IS_TOO_LARGE": 413, "NOT_IMPLEMENTED": 501, "SOCKET_TIMEOUT": 503,
+    "CANNOT_OPEN_FILE": 503, "HTTP_LENGTH_REQUIRED": 411,
+    "TIMEOUT_EXCEEDED": 408, "CANNOT_SCHEDULE_TASK": 503,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+})
+
+_CODE_RE = re.compile(r"Code: (\d+)\. ")
+_NAME_RE = re.compile(r"\(([A-Z][A-Z0-9_]+)\)\s*$")
+
+
+def chdb_error(exc):
+    text = str(exc).strip()
+    m = _CODE_RE.match(text)
+    if not m:
+        return CHError(1001, "DB::Exception: " + text, "STD_EXCEPTION")
+    nm = _NAME_RE.search(text)
+    err = CHError(int(m.group(1)), text[m.end():], nm.group(1) if nm else None)
+    err.raw = True
+    return err
+
+
+# --------------------------------------------------------------------------
+# ClickHouse native compressed block framing (compress=1 / decompress=1)
+
+METHOD_NONE, METHOD_LZ4, METHOD_ZSTD = 0x02, 0x82, 0x90
+MAX_BLOCK = 1 << 20
+
+
+def _checksum(data):
+    h = CityHash128(data)
+    # ClickHouse writes CityHash128's (first, second) as two little-endian
+    # u64s; the Python binding returns first << 64 | second.
+    return struct.pack("<QQ", h >> 64, h & 0xFFFFFFFFFFFFFFFF)
+
+
+def native_decompress(buf, verify=True):
+    out = []
+    pos, n = 0, len(buf)
+    while pos < n:
+        if n - pos < 25:
+            raise CHError(271, "DB::Exception: Cannot decompress: "
+                          "truncated compressed block header", "CANNOT_DECOMPRESS")
+        checksum = buf[pos:pos + 16]
+        method = buf[pos + 16]
+        csize, usize = struct.unpack_from("<II", buf, pos + 17)
+        if csize < 9 or pos + 16 + csize > n:
+            raise CHError(271, "DB::Exception: Cannot decompress: "
+                          "compressed block size is out of bounds", "CANNOT_DECOMPRESS")
+        block = buf[pos + 16:pos + 16 + csize]
+        if verify:
+            actual = _checksum(block)
+            if actual != checksum:
+                ref = struct.unpack("<QQ", checksum)
+                act = struct.unpack("<QQ", actual)
+                raise CHError(40, "DB::Exception: Checksum doesn't match: corrupted "
+                              "data. Reference: %016x%016x. Actual: %016x%016x. "
+                              "Size of compressed block: %d" %
+                              (ref[0], ref[1], act[0], act[1], csize),
+                              "CHECKSUM_DOESNT_MATCH")
+        payload = block[9:]
+        if method == METHOD_LZ4:
+            try:
+                data = lz4.block.decompress(payload, uncompressed_size=usize)
+            except Exception as e:  # noqa: BLE001
+                raise CHError(271, "DB::Exception: Cannot decompress LZ4-encoded "
+                              "data: %s" % e, "CANNOT_DECOMPRESS")
+        elif method == METHOD_NONE:
+            data = payload
+        elif method == METHOD_ZSTD:
+            try:
+                import zstandard  # optional
+            except ImportError:
+                raise CHError(89, "DB::Exception: ZSTD compression method is not "
+                              "supported by this dev server", "UNKNOWN_COMPRESSION_METHOD")
+            data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=usize)
+        else:
+            raise CHError(89, "DB::Exception: Unknown compression method: %d" % method,
+                          "UNKNOWN_COMPRESSION_METHOD")
+        if len(data) != usize:
+            raise CHError(271, "DB::Exception: Cannot decompress: size mismatch",
+                          "CANNOT_DECOMPRESS")
+        out.append(data)
+        pos += 16 + csize
+    return b"".join(out)
+
+
+def native_compress(data):
+    out = []
+    for off in range(0, max(len(data), 1), MAX_BLOCK):
+        chunk = data[off:off + MAX_BLOCK]
+        comp = lz4.block.compress(chunk, store_size=False)
+        block = struct.pack("<BII", METHOD_LZ4, len(comp) + 9, len(chunk)) + comp
+        out.append(_checksum(block) + block)
+    return b"".join(out)
+
+
+# --------------------------------------------------------------------------
+# A small SQL lexer: enough to find statement kind, FORMAT clauses, INSERT
+# data, SETTINGS clauses and multiple statements, without touching binary data.
+
+_WS = b" \t\n\r\f\v"
+_IDENT_START = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+_IDENT_CHARS = _IDENT_START | set(b"0123456789$")
+
+
+def next_token(buf, pos):
+    """Returns (kind, start, end) of the token at or after pos, skipping
+    whitespace and comments; kind is None at end of input."""
+    n = len(buf)
+    while pos < n:
+        c = buf[pos]
+        if c in _WS:
+            pos += 1
+        elif buf.startswith(b"--", pos) or c == 0x23:  # -- or # comment
+            end = buf.find(b"\n", pos)
+            pos = n if end < 0 else end + 1
+        elif buf.startswith(b"/*", pos):
+            end = buf.find(b"*/", pos + 2)
+            pos = n if end < 0 else end + 2
+        else:
+            break
+    if pos >= n:
+        return None, n, n
+    c = buf[pos]
+    if c in (0x27, 0x22, 0x60):  # ' " `
+        i = pos + 1
+        while i < n:
+            if buf[i] == 0x5C:  # backslash escape
+                i += 2
+                continue
+            if buf[i] == c:
+                if i + 1 < n and buf[i + 1] == c:  # doubled quote
+                    i += 2
+                    continue
+                return ("str" if c == 0x27 else "qident"), pos, i + 1
+            i += 1
+        raise CHError(62, "DB::Exception: Syntax error: failed at position %d: "
+                      "unterminated quoted literal" % (pos + 1), "SYNTAX_ERROR")
+    if c in _IDENT_START or c >= 0x80:
+        i = pos + 1
+        while i < n and (buf[i] in _IDENT_CHARS or buf[i] >= 0x80):
+            i += 1
+        return "ident", pos, i
+    if 0x30 <= c <= 0x39:
+        i = pos + 1
+        while i < n and (buf[i] in _IDENT_CHARS or buf[i] == 0x2E):
+            i += 1
+        return "num", pos, i
+    if buf.startswith(b"$$", pos):
+        end = buf.find(b"$$", pos + 2)
+        end = n if end < 0 else end + 2
+        return "str", pos, end
+    return "punct", pos, pos + 1
+
+
+class Statement:
+    kind = ""            # first keyword, upper-case (SELECT, INSERT, ...)
+    out_format = None    # FORMAT clause of a non-INSERT query
+    insert_head = None   # INSERT: statement text before SETTINGS/FORMAT/VALUES
+    insert_settings = b""  # INSERT: "SETTINGS ..." clause text, if any
+    insert_format = None  # INSERT: input format name
+    data_start = None    # INSERT: offset of inline data in the buffer
+
+
+def analyze(buf):
+    st = Statement()
+    depth = 0
+    pos = 0
+    first = True
+    settings_at = None
+    while True:
+        kind, s, e = next_token(buf, pos)
+        if kind is None:
+            break
+        tok = buf[s:e]
+        up = tok.upper() if kind == "ident" else b""
+        if first:
+            first = False
+            st.kind = up.decode() if kind == "ident" else ("SELECT" if tok == b"(" else "")
+        if kind == "punct":
+            if tok in (b"(", b"[", b"{"):
+                depth += 1
+            elif tok in (b")", b"]", b"}"):
+                depth -= 1
+            elif tok == b";" and depth <= 0:
+                k2, s2, _ = next_token(buf, e)
+                if k2 is not None:
+                    raise CHError(62, "DB::Exception: Syntax error (Multi-statements "
+                                  "are not allowed): failed at position %d (end of "
+                                  "query): %s. " % (s + 1, buf[s:s + 40].decode(
+                                      "utf-8", "replace")), "SYNTAX_ERROR")
+                # trailing semicolon: cut it off
+                st.end = s
+                break
+        if depth == 0 and kind == "ident":
+            if st.kind == "INSERT":
+                if up in (b"SELECT", b"WITH", b"INFILE") and st.insert_format is None:
+                    st.kind = "INSERT_SELECT"
+                elif up == b"SETTINGS" and settings_at is None:
+                    settings_at = s
+                elif up == b"VALUES":
+                    st.insert_head = buf[:settings_at if settings_at is not None else s]
+                    if settings_at is not None:
+                        st.insert_settings = buf[settings_at:s]
+                    st.insert_format = "Values"
+                    st.data_start = e
+                    return st
+                elif up == b"FORMAT":
+                    k2, s2, e2 = next_token(buf, e)
+                    if k2 in ("ident", "qident"):
+                        st.insert_head = buf[:settings_at if settings_at is not None else s]
+                        if settings_at is not None:
+                            st.insert_settings = buf[settings_at:s]
+                        st.insert_format = buf[s2:e2].strip(b"`\"").decode()
+                        # Data starts after the first newline, or after the
+                        # spaces following the format name (ClickHouse's rule).
+                        d = e2
+                        while d < len(buf) and buf[d] in b" \t\f":
+                            d += 1
+                        if d < len(buf) and buf[d] == 0x0D:
+                            d += 1
+                        if d < len(buf) and buf[d] == 0x0A:
+                            d += 1
+                        st.data_start = d
+                        return st
+            elif up == b"FORMAT":
+                k2, s2, e2 = next_token(buf, e)
+                if k2 in ("ident", "qident"):
+                    st.out_format = buf[s2:e2].strip(b"`\"").decode()
+        pos = e
+    if st.kind == "INSERT":
+        st.kind = "INSERT_SELECT"  # e.g. INSERT INTO t SELECT ...
+    return st
+
+
+# --------------------------------------------------------------------------
+# Engine: the one chDB session
+
+RESERVED_PARAMS = {
+    "query", "database", "default_format", "query_id", "session_id",
+    "session_timeout", "session_check", "close_session", "user", "password",
+    "quota_key", "compress", "decompress", "buffer_size", "wait_end_of_query",
+    "stacktrace", "role", "client_protocol_version", "readonly",
+}
+WRITE_KINDS = {"INSERT", "INSERT_SELECT", "CREATE", "ALTER", "DROP", "TRUNCATE",
+               "RENAME", "DELETE", "UPDATE", "OPTIMIZE", "SYSTEM", "ATTACH", "DETACH",
+               "GRANT", "REVOKE", "KILL", "EXCHANGE", "UNDROP", "BACKUP", "RESTORE",
+               "MOVE", "REPLACE"}
+_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _quote_str(v):
+    return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _quote_ident(v):
+    return "`" + v.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+class Engine:
+    def __init__(self, data_dir):
+        from chdb import session  # imported here so --help works without chdb
+        os.makedirs(data_dir, exist_ok=True)
+        self.tmp_dir = os.path.join(data_dir, "chfront-tmp")
+        os.makedirs(self.tmp_dir, exist_ok=True)
+        for f in os.listdir(self.tmp_dir):
+            try:
+                os.unlink(os.path.join(self.tmp_dir, f))
+            except OSError:
+                pass
+        self.sess = session.Session(data_dir)
+        self.lock = threading.Lock()
+        self.cur_db = None
+        row = self.sess.query("SELECT version(), timezone()", "TSV").bytes()
+        self.version, self.timezone = row.decode().strip().split("\t")
+
+    def close(self):
+        with self.lock:
+            self.sess.close()
+
+    def run(self, sql, fmt, database, settings, params):
+        with self.lock:
+            if database != self.cur_db:
+                try:
+                    self.sess.query("USE " + _quote_ident(database), "TSV")
+                except Exception as e:  # noqa: BLE001
+                    self.cur_db = None
+                    raise chdb_error(e)
+                self.cur_db = database
+            applied = []
+            try:
+                if settings:
+                    for k, v in settings.items():
+                        try:
+                            self.sess.query("SET %s = %s" % (k, _quote_str(v)), "TSV")
+                        except Exception as e:  # noqa: BLE001
+                            raise chdb_error(e)
+                        applied.append(k)
+                try:
+                    return self.sess.query(sql, fmt, params=params or None)
+                except Exception as e:  # noqa: BLE001
+                    raise chdb_error(e)
+                finally:
+                    if sql.lstrip()[:3].upper() == "USE":
+                        self.cur_db = None
+            finally:
+                if applied:
+                    try:
+                        self.sess.query("SET " + ", ".join(
+                            "%s = DEFAULT" % k for k in applied), "TSV")
+                    except Exception:  # noqa: BLE001
+                        for k in applied:
+                            try:
+                                self.sess.query("SET %s = DEFAULT" % k, "TSV")
+                            except Exception:  # noqa: BLE001
+                                pass
+
+
+# --------------------------------------------------------------------------
+# HTTP
+
+CONTENT_TYPES = [
+    ("TabSeparated", "text/tab-separated-values; charset=UTF-8"),
+    ("TSV", "text/tab-separated-values; charset=UTF-8"),
+    ("CSV", "text/csv; charset=UTF-8; header=absent"),
+    ("JSONEachRow", "application/x-ndjson; charset=UTF-8"),
+    ("JSON", "application/json; charset=UTF-8"),
+    ("RowBinary", "application/octet-stream"),
+    ("Native", "application/octet-stream"),
+    ("Parquet", "application/octet-stream"),
+    ("Arrow", "application/octet-stream"),
+    ("ORC", "application/octet-stream"),
+    ("Avro", "application/octet-stream"),
+    ("XML", "application/xml; charset=UTF-8"),
+]
+
+
+def content_type_for(fmt):
+    for prefix, ct in CONTENT_TYPES:
+        if fmt.lower().startswith(prefix.lower()):
+            if prefix == "CSV" and "WithNames" in fmt:
+                return "text/csv; charset=UTF-8; header=present"
+            return ct
+    return "text/plain; charset=UTF-8"
+
+
+def parse_multipart(body, content_type):
+    m = re.search(r'boundary="?([^";]+)"?', content_type)
+    if not m:
+        raise CHError(36, "DB::Exception: multipart/form-data without boundary",
+                      "BAD_ARGUMENTS")
+    delim = b"--" + m.group(1).encode()
+    fields = {}
+    for part in body.split(delim)[1:]:
+        if part.startswith(b"--"):
+            break
+        part = part[2:] if part.startswith(b"\r\n") else part
+        head, _, value = part.partition(b"\r\n\r\n")
+        if value.endswith(b"\r\n"):
+            value = value[:-2]
+        nm = re.search(rb'name="([^"]*)"', head)
+        if nm:
+            fields[nm.group(1).decode()] = value
+    return fields
+
+
+def _truthy(v):
+    return v is not None and v.strip().lower() not in ("", "0", "false")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "chfront"
+
+    def version_string(self):
+        return "chfront"
+
+    timeout = 10  # idle keep-alive connections are closed after this (as ClickHouse)
+
+    def setup(self):
+        super().setup()
+        self.idle = True
+        self.server.track(self, True)
+
+    def parse_request(self):
+        self.idle = False
+        return super().parse_request()
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.server.track(self, False)
+
+    def log_message(self, fmt, *args):  # noqa: A003
+        if DEBUG:
+            sys.stderr.write("chfront: %s %s\n" % (self.address_string(), fmt % args))
+
+    # -- plumbing ---------------------------------------------------------
+
+    def read_body(self):
+        te = self.headers.get("Transfer-Encoding", "").lower()
+        if "chunked" in te:
+            parts = []
+            while True:
+                line = self.rfile.readline(65537)
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                parts.append(self.rfile.read(size))
+                self.rfile.readline(65537)
+            return b"".join(parts)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def send(self, status, body, headers=(), content_type="text/plain; charset=UTF-8",
+             encoding=None):
+        if encoding:
+            body = http_compress(body, encoding)
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
+        self.send_header("X-ClickHouse-Server-Display-Name", "chfront")
+        for k, v in headers:
+            self.send_header(k, v)
+        if self.server.stopping:
+            self.close_connection = True
+            self.send_header("Connection", "close")
+        else:
+            self.send_header("Keep-Alive", "timeout=10")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def send_error_ch(self, err, query_id, encoding=None):
+        name = err.name or "UNKNOWN_EXCEPTION"
+        if getattr(err, "raw", False):
+            text = "Code: %d. %s" % (err.code, err.message)
+        else:
+            text = "Code: %d. %s (%s)" % (err.code, err.message, name)
+        text += " (version %s (official build))\n" % self.server.engine.version
+        status = _STATUS_BY_NAME.get(name, 500)
+        if DEBUG or status >= 500:
+            sys.stderr.write("chfront: error %d: %s" % (status, text))
+        self.send(status, text.encode(), [
+            ("X-ClickHouse-Exception-Code", str(err.code)),
+            ("X-ClickHouse-Query-Id", query_id),
+        ], encoding=encoding)
+
+    # -- endpoints --------------------------------------------------------
+
+    def do_HEAD(self):  # noqa: N802
+        self.do_GET()
+
+    def do_GET(self):  # noqa: N802
+        self.handle_any()
+
+    def do_POST(self):  # noqa: N802
+        self.handle_any()
+
+    def handle_any(self):
+        try:
+            url = urlsplit(self.path)
+            path = url.path
+            body = self.read_body() if self.command == "POST" else b""
+            if path in ("/ping", "/replicas_status") or (
+                    path == "/" and self.command == "HEAD"):
+                return self.send(200, b"Ok.\n")
+            if path != "/":
+                return self.send(404, ("There is no handle %s\n\nUse / or /ping for "
+                                       "health checks.\n" % path).encode())
+            self.handle_root(url, body)
+        finally:
+            self.idle = True
+
+    def handle_root(self, url, body):
+        qs = parse_qsl(url.query, keep_blank_values=True)
+        params = dict(qs)
+        query_id = params.get("query_id") or str(uuid.uuid4())
+        encoding = None
+        try:
+            if _truthy(params.get("enable_http_compression")):
+                encoding = choose_encoding(self.headers.get("Accept-Encoding", ""))
+            self.check_auth(params)
+            self.execute(params, body, query_id, encoding)
+        except CHError as err:
+            self.send_error_ch(err, query_id, encoding)
+        except Exception as exc:  # noqa: BLE001
+            self.send_error_ch(CHError(1001, "DB::Exception: %s: %s" % (
+                type(exc).__name__, exc), "STD_EXCEPTION"), query_id, encoding)
+
+    def check_auth(self, params):
+        user = params.get("user") or self.headers.get("X-ClickHouse-User")
+        password = params.get("password") or self.headers.get("X-ClickHouse-Key")
+        auth = self.headers.get("Authorization", "")
+        if auth.lower().startswith("basic "):
+            try:
+                u, _, p = base64.b64decode(auth[6:].strip()).decode().partition(":")
+                user, password = user or u, password or p
+            except Exception:  # noqa: BLE001
+                pass
+        want_user = os.environ.get("CHFRONT_USER")
+        if want_user is None:
+            return
+        if (user or "default") != want_user or (password or "") != os.environ.get(
+                "CHFRONT_PASSWORD", ""):
+            raise CHError(516, "DB::Exception: %s: Authentication failed: password "
+                          "is incorrect, or there is no user with such name."
+                          % (user or "default"), "AUTHENTICATION_FAILED")
+
+    def execute(self, params, body, query_id, encoding):
+        engine = self.server.engine
+        settings = {}
+        qparams = {}
+        for k, v in params.items():
+            if k.startswith("param_"):
+                qparams[k[6:]] = v
+            elif k not in RESERVED_PARAMS:
+                if not _SETTING_NAME.match(k):
+                    raise CHError(115, "DB::Exception: Unknown setting '%s'" % k,
+                                  "UNKNOWN_SETTING")
+                settings[k] = v
+        settings.pop("enable_http_compression", None)
+        verify = not _truthy(settings.get(
+            "http_native_compression_disable_checksumming_on_decompress"))
+
+        # request body decoding
+        ce = self.headers.get("Content-Encoding", "").strip().lower()
+        if ce and body:
+            body = http_decompress(body, ce)
+        if _truthy(params.get("decompress")) and body:
+            body = native_decompress(body, verify)
+
+        url_query = params.get("query", "")
+        ctype = self.headers.get("Content-Type", "")
+        if ctype.lower().startswith("multipart/form-data") and body:
+            form = parse_multipart(body, ctype)
+            body = b""
+            for k, v in form.items():
+                if k.startswith("param_"):
+                    qparams[k[6:]] = v.decode("utf-8", "surrogateescape")
+                elif k == "query" and not url_query:
+                    url_query = v.decode("utf-8", "surrogateescape")
+
+        if url_query and body:
+            full = url_query.encode("utf-8", "surrogateescape") + b"\n" + body
+        else:
+            full = url_query.encode("utf-8", "surrogateescape") or body
+        if not full.strip():
+            if self.command == "GET":
+                return self.send(200, b"Ok.\n")
+            raise CHError(62, "DB::Exception: Empty query", "SYNTAX_ERROR")
+
+        st = analyze(full)
+        readonly = params.get("readonly", "0")
+        if (self.command == "GET" or readonly not in ("", "0")) and \
+                st.kind in WRITE_KINDS:
+            raise CHError(164, "DB::Exception: Cannot execute query in readonly mode. "
+                          "For queries over HTTP, method GET implies readonly. You "
+                          "should use method POST for modifying queries", "READONLY")
+
+        database = params.get("database") or self.headers.get(
+            "X-ClickHouse-Database") or "default"
+        fmt = (params.get("default_format") or self.headers.get("X-ClickHouse-Format")
+               or "TabSeparated")
+        out_fmt = st.out_format or fmt
+        headers = [("X-ClickHouse-Query-Id", query_id),
+                   ("X-ClickHouse-Timezone", engine.timezone)]
+        if params.get("session_id"):
+            headers.append(("X-ClickHouse-Session-Id", params["session_id"]))
+
+        started = time.monotonic()
+        if st.kind == "SET":
+            # Without a real session, ClickHouse's SET over HTTP lasts for the
+            # request only: nothing to do.
+            result = None
+        elif st.insert_format is not None:
+            data = full[st.data_start:]
+            fd, path = tempfile.mkstemp(dir=engine.tmp_dir, suffix=".data")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                sql = "%s FROM INFILE %s %s FORMAT %s" % (
+                    st.insert_head.decode("utf-8", "surrogateescape").rstrip(),
+                    _quote_str(path),
+                    st.insert_settings.decode("utf-8", "surrogateescape").strip(),
+                    st.insert_format)
+                result = engine.run(sql, "TabSeparated", database, settings, qparams)
+            finally:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            out_fmt = fmt
+        else:
+            end = getattr(st, "end", None)
+            sql = (full[:end] if end is not None else full).decode(
+                "utf-8", "surrogateescape")
+            result = engine.run(sql, fmt, database, settings, qparams)
+        elapsed_ns = int((time.monotonic() - started) * 1e9)
+
+        out = result.bytes() if result is not None else b""
+        summary = {
+            "read_rows": str(result.rows_read() if result else 0),
+            "read_bytes": str(result.bytes_read() if result else 0),
+            "written_rows": str(result.rows_written() if result else 0),
+            "written_bytes": str(result.bytes_written() if result else 0),
+            "total_rows_to_read": "0",
+            "result_rows": "0",
+            "result_bytes": str(len(out)),
+            "elapsed_ns": str(elapsed_ns),
+        }
+        headers.append(("X-ClickHouse-Format", out_fmt))
+        headers.append(("X-ClickHouse-Summary", json.dumps(summary, separators=(",", ":"))))
+        ct = content_type_for(out_fmt)
+        if _truthy(params.get("compress")):
+            out = native_compress(out)
+        self.send(200, out, headers, content_type=ct, encoding=encoding)
+
+
+def choose_encoding(accept):
+    for item in accept.split(","):
+        enc = item.split(";")[0].strip().lower()
+        if enc in ("lz4", "gzip", "deflate"):
+            return enc
+    return None
+
+
+def http_compress(body, enc):
+    if enc == "gzip":
+        return gzip.compress(body, 3)
+    if enc == "deflate":
+        return zlib.compress(body, 3)
+    if enc == "lz4":
+        return lz4.frame.compress(body)
+    return body
+
+
+def http_decompress(body, enc):
+    try:
+        if enc in ("gzip", "x-gzip"):
+            return gzip.decompress(body)
+        if enc == "deflate":
+            return zlib.decompress(body)
+        if enc == "lz4":
+            return lz4.frame.decompress(body)
+    except Exception as e:  # noqa: BLE001
+        raise CHError(271, "DB::Exception: Cannot decompress %s body: %s" % (enc, e),
+                      "CANNOT_DECOMPRESS")
+    if enc in ("", "identity", "none"):
+        return body
+    raise CHError(89, "DB::Exception: Unknown HTTP Content-Encoding: %s" % enc,
+                  "UNKNOWN_COMPRESSION_METHOD")
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = True
+    allow_reuse_address = True
+
+    def __init__(self, addr, engine):
+        self.engine = engine
+        self.stopping = False
+        self._conns = {}
+        self._conns_lock = threading.Lock()
+        super().__init__(addr, Handler)
+
+    def track(self, handler, alive):
+        with self._conns_lock:
+            if alive:
+                self._conns[handler] = True
+            else:
+                self._conns.pop(handler, None)
+
+    def close_idle(self):
+        """Unblock keep-alive connections waiting for their next request."""
+        with self._conns_lock:
+            conns = list(self._conns)
+        for h in conns:
+            if h.idle:
+                try:
+                    h.connection.shutdown(socket.SHUT_RD)
+                except OSError:
+                    pass
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--host", default=os.environ.get("CHFRONT_HOST", "127.0.0.1"))
+    ap.add_argument("--port", type=int, default=int(os.environ.get("LOGBUS_CH_PORT", "8123")))
+    ap.add_argument("--data", default=os.environ.get("LOGBUS_CH_DATA",
+                                                     ".devstack/data/clickhouse"))
+    args = ap.parse_args(argv)
+
+    engine = Engine(os.path.abspath(args.data))
+    server = Server((args.host, args.port), engine)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2})
+    t.start()
+    sys.stderr.write("chfront: ClickHouse %s (chDB) HTTP on http://%s:%d data=%s\n" % (
+        engine.version, args.host, args.port, os.path.abspath(args.data)))
+    sys.stderr.flush()
+    while not stop.wait(0.5):
+        pass
+    server.stopping = True
+    server.shutdown()          # stop accepting
+    t.join()
+    server.close_idle()
+    server.server_close()      # joins in-flight request threads
+    engine.close()             # flush and close the chDB session
+    sys.stderr.write("chfront: stopped\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

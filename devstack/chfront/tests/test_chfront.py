@@ -1,0 +1,300 @@
+"""Tests of chfront against a real chDB: started on a free port, temp data dir."""
+
+import concurrent.futures
+import gzip
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import lz4.block
+import lz4.frame
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import chfront  # noqa: E402
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Front:
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(os.path.dirname(HERE), "chfront.py"),
+             "--port", str(self.port), "--data", self.data_dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if self.get("/ping")[2] == b"Ok.\n":
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("chfront did not start: %s" % self.proc.stderr.read())
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(30)
+        self.proc.stderr.close()
+        return rc
+
+    def request(self, path, data=None, headers=None, method=None):
+        req = urllib.request.Request(self.url + path, data=data, headers=headers or {},
+                                     method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+    def get(self, path, **kw):
+        return self.request(path, **kw)
+
+    def q(self, sql, data=None, **params):
+        params = dict(params)
+        if data is None:
+            return self.request("/?" + urllib.parse.urlencode(params), data=sql.encode())
+        params["query"] = sql
+        return self.request("/?" + urllib.parse.urlencode(params), data=data)
+
+    def ok(self, sql, data=None, **params):
+        status, headers, body = self.q(sql, data, **params)
+        assert status == 200, body
+        return body
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory):
+    f = Front(str(tmp_path_factory.mktemp("chdata")))
+    f.start()
+    yield f
+    assert f.stop() == 0
+
+
+def rowbinary(rows):
+    out = bytearray()
+    for a, s in rows:
+        b = s.encode()
+        out += struct.pack("<I", a)
+        out += bytes([len(b)])  # LEB128, short strings only
+        out += b
+    return bytes(out)
+
+
+def test_ping_and_root(front):
+    assert front.get("/ping")[2] == b"Ok.\n"
+    assert front.get("/")[2] == b"Ok.\n"
+    assert front.get("/nope")[0] == 404
+
+
+def test_select_get_and_post(front):
+    status, headers, body = front.get("/?query=SELECT+1")
+    assert (status, body) == (200, b"1\n")
+    assert headers["X-ClickHouse-Format"] == "TabSeparated"
+    assert "X-ClickHouse-Query-Id" in headers
+    json.loads(headers["X-ClickHouse-Summary"])
+    assert front.ok("SELECT 2") == b"2\n"
+    # URL query + body are concatenated
+    assert front.request("/?query=SELECT", data=b"3")[2] == b"3\n"
+    assert front.ok("SELECT 1 AS x FORMAT JSONEachRow") == b'{"x":1}\n'
+    assert front.ok("SELECT 1 AS x", default_format="CSVWithNames") == b'"x"\n1\n'
+    assert front.ok("SELECT 4;") == b"4\n"
+
+
+def test_get_is_readonly(front):
+    status, headers, body = front.get("/?query=" + urllib.parse.quote(
+        "CREATE TABLE ro (a UInt8) ENGINE=Memory"))
+    assert status == 500 and headers["X-ClickHouse-Exception-Code"] == "164"
+
+
+def test_database_param(front):
+    front.ok("CREATE DATABASE IF NOT EXISTS dbp")
+    front.ok("CREATE TABLE t (a UInt8) ENGINE=MergeTree ORDER BY a", database="dbp")
+    front.ok("INSERT INTO t VALUES (7)", database="dbp")
+    assert front.ok("SELECT currentDatabase(), a FROM t", database="dbp") == b"dbp\t7\n"
+    assert front.ok("SELECT currentDatabase()") == b"default\n"
+    status, headers, _ = front.q("SELECT 1", database="no_such_db")
+    assert status == 404 and headers["X-ClickHouse-Exception-Code"] == "81"
+
+
+def test_params(front):
+    body = front.ok("SELECT {a:UInt32} + 1, {s:String}", param_a="41", param_s="it's")
+    assert body == b"42\tit\\'s\n"
+    # multipart form, as the Rust crate sends .param()
+    boundary = "XyZ"
+    parts = []
+    for k, v in (("query", "SELECT {n:Int64} * 2"), ("param_n", "-21")):
+        parts.append('--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+                     % (boundary, k, v))
+    data = ("".join(parts) + "--%s--\r\n" % boundary).encode()
+    status, _, body = front.request("/", data=data, headers={
+        "Content-Type": "multipart/form-data; boundary=" + boundary})
+    assert (status, body) == (200, b"-42\n")
+
+
+def test_settings_per_request(front):
+    status, headers, body = front.q("SELECT number FROM numbers(10)", max_result_rows="3")
+    assert status == 500 and headers["X-ClickHouse-Exception-Code"] == "396"
+    assert body.startswith(b"Code: 396. DB::Exception")
+    # not leaked into the next request
+    assert front.ok("SELECT count() FROM (SELECT number FROM numbers(10))") == b"10\n"
+    assert front.ok("SELECT getSetting('max_result_rows')") == b"0\n"
+    assert front.ok("SELECT getSetting('max_threads')", max_threads="3") == b"3\n"
+    status, headers, _ = front.q("SELECT 1", no_such_setting_here="1")
+    assert status == 404 and headers["X-ClickHouse-Exception-Code"] == "115"
+
+
+def test_error_shape(front):
+    status, headers, body = front.q("SELEC 1")
+    assert status == 400
+    assert headers["X-ClickHouse-Exception-Code"] == "62"
+    assert body.startswith(b"Code: 62. DB::Exception")
+    assert b"(SYNTAX_ERROR)" in body and body.endswith(b"\n")
+    status, headers, body = front.q("SELECT * FROM no_such_table")
+    assert status == 404 and headers["X-ClickHouse-Exception-Code"] == "60"
+    status, headers, body = front.q("SELECT 1; SELECT 2")
+    assert status == 400 and b"Multi-statements" in body
+
+
+def test_insert_formats(front):
+    front.ok("CREATE TABLE ins (a UInt32, s String) ENGINE=MergeTree ORDER BY a")
+    front.ok("INSERT INTO ins FORMAT RowBinary", data=rowbinary([(1, "a"), (2, "b\tc")]))
+    front.ok("INSERT INTO ins (a, s) FORMAT JSONEachRow", data=b'{"a":3,"s":"x"}\n')
+    front.ok("INSERT INTO ins FORMAT TSV\n4\tq\n")  # data inline in the body
+    front.ok("INSERT INTO ins VALUES", data=b"(5, 'v')")
+    front.ok("INSERT INTO ins SETTINGS max_threads=1 FORMAT CSV", data=b"6,\"c\"\n")
+    front.ok("INSERT INTO ins SELECT 7, 'sel'")
+    assert front.ok("SELECT a, s FROM ins ORDER BY a") == \
+        b"1\ta\n2\tb\\tc\n3\tx\n4\tq\n5\tv\n6\tc\n7\tsel\n"
+
+
+def test_insert_decompress(front):
+    front.ok("CREATE TABLE insz (a UInt32, s String) ENGINE=MergeTree ORDER BY a")
+    raw = rowbinary([(i, "row%d" % i) for i in range(1000)])
+    front.ok("INSERT INTO insz FORMAT RowBinary", data=chfront.native_compress(raw),
+             decompress="1")
+    assert front.ok("SELECT count(), sum(a) FROM insz") == b"1000\t499500\n"
+    # uncompressed method byte 0x02 is accepted too
+    block = struct.pack("<BII", 0x02, len(raw) + 9, len(raw)) + raw
+    front.ok("INSERT INTO insz FORMAT RowBinary", data=chfront._checksum(block) + block,
+             decompress="1")
+    assert front.ok("SELECT count() FROM insz") == b"2000\n"
+    # corrupted checksum
+    bad = bytearray(chfront.native_compress(raw))
+    bad[0] ^= 0xFF
+    status, headers, body = front.q("INSERT INTO insz FORMAT RowBinary", bytes(bad),
+                                    decompress="1")
+    assert status == 500 and headers["X-ClickHouse-Exception-Code"] == "40"
+    assert b"Checksum doesn't match" in body
+    assert front.ok("SELECT count() FROM insz") == b"2000\n"
+
+
+def test_compress_output(front):
+    status, headers, body = front.q("SELECT number FROM numbers(300000)", compress="1")
+    assert status == 200
+    out, pos = [], 0
+    while pos < len(body):
+        checksum = body[pos:pos + 16]
+        method, csize, usize = struct.unpack_from("<BII", body, pos + 16)
+        block = body[pos + 16:pos + 16 + csize]
+        assert method == 0x82 and usize <= 1 << 20
+        assert chfront._checksum(block) == checksum
+        out.append(lz4.block.decompress(block[9:], uncompressed_size=usize))
+        pos += 16 + csize
+    data = b"".join(out)
+    assert len(out) > 1
+    assert data == b"".join(b"%d\n" % i for i in range(300000))
+
+
+def test_http_compression(front):
+    for enc, dec in (("gzip", gzip.decompress), ("lz4", lz4.frame.decompress)):
+        status, headers, body = front.request(
+            "/?enable_http_compression=1", data=b"SELECT 'hello'",
+            headers={"Accept-Encoding": enc})
+        assert headers["Content-Encoding"] == enc
+        assert dec(body) == b"hello\n"
+    status, headers, body = front.request(
+        "/", data=gzip.compress(b"SELECT 5"), headers={"Content-Encoding": "gzip"})
+    assert body == b"5\n"
+
+
+def test_dedup_token(front):
+    front.ok("CREATE TABLE dd (a UInt32, s String) ENGINE=MergeTree ORDER BY a "
+             "SETTINGS non_replicated_deduplication_window = 100")
+    data = rowbinary([(1, "x"), (2, "y")])
+    for _ in range(3):
+        front.ok("INSERT INTO dd FORMAT RowBinary", data=data, insert_deduplication_token="t1")
+    front.ok("INSERT INTO dd FORMAT RowBinary", data=data, insert_deduplication_token="t2")
+    assert front.ok("SELECT count() FROM dd") == b"4\n"
+
+
+def test_concurrent_inserts_and_selects(front):
+    front.ok("CREATE TABLE conc (w UInt32, i UInt32) ENGINE=MergeTree ORDER BY (w, i)")
+
+    def insert(w):
+        rows = b"".join(b"%d\t%d\n" % (w, i) for i in range(500))
+        for _ in range(5):
+            front.ok("INSERT INTO conc FORMAT TSV", data=rows)
+        return True
+
+    def select(n):
+        for _ in range(10):
+            assert front.ok("SELECT %d, count() >= 0 FROM conc" % n) == b"%d\t1\n" % n
+            status, _, _ = front.q("SELECT number FROM numbers(100)", max_result_rows="5")
+            assert status == 500
+        return True
+
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        futs = [ex.submit(insert, w) for w in range(4)] + \
+               [ex.submit(select, n) for n in range(4)]
+        assert all(f.result(timeout=120) for f in futs)
+    assert front.ok("SELECT count(), uniqExact(w) FROM conc") == b"10000\t4\n"
+
+
+def test_persistence_across_restart(tmp_path):
+    f = Front(str(tmp_path / "data"))
+    f.start()
+    try:
+        f.ok("CREATE DATABASE p")
+        f.ok("CREATE TABLE p.t (a UInt32) ENGINE=MergeTree ORDER BY a")
+        f.ok("INSERT INTO p.t FORMAT TSV", data=b"1\n2\n3\n")
+    finally:
+        assert f.stop() == 0
+    f2 = Front(f.data_dir)
+    f2.start()
+    try:
+        assert f2.ok("SELECT sum(a) FROM p.t") == b"6\n"
+    finally:
+        assert f2.stop() == 0
+
+
+def test_lexer():
+    st = chfront.analyze(b"INSERT INTO t (a) SETTINGS x=1 FORMAT RowBinary\n\x00\n\x01")
+    assert st.insert_format == "RowBinary"
+    assert st.insert_head == b"INSERT INTO t (a) "
+    assert st.insert_settings == b"SETTINGS x=1 "
+    assert b"INSERT INTO t (a) SETTINGS x=1 FORMAT RowBinary\n\x00\n\x01"[st.data_start:] \
+        == b"\x00\n\x01"
+    st = chfront.analyze(b"SELECT 'FORMAT x; y' AS `FORMAT` -- FORMAT z\nFORMAT JSON")
+    assert st.kind == "SELECT" and st.out_format == "JSON"
+    assert chfront.analyze(b"INSERT INTO t SELECT 1").kind == "INSERT_SELECT"
+    with pytest.raises(chfront.CHError):
+        chfront.analyze(b"SELECT 1; DROP TABLE x")

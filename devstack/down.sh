@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Stops what devstack/up.sh and devstack/run.sh started, by pid file only.
+set -euo pipefail
+# shellcheck source=devstack/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+for name in logbus-gen logbus-query-api logbus-ingest clickhouse kafka; do
+    stop_pid "$name" 15
+done
+log "stopped"
