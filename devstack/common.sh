@@ -47,5 +47,5 @@ stop_pid() {
             kill -KILL "$pid" 2>/dev/null || true
         fi
     fi
-    rm -f "$f"
+    rm -f "$f" "$RUN/$name.port"
 }

@@ -8,8 +8,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$REPO_ROOT"
 mkdir -p "$RUN" "$LOGS"
 
-export LOGBUS_KAFKA="${LOGBUS_KAFKA:-127.0.0.1:$KAFKA_PORT}"
-export LOGBUS_CLICKHOUSE="${LOGBUS_CLICKHOUSE:-http://127.0.0.1:$CH_PORT}"
+# The services read these (see `logbus-ingest --help`, `logbus-query-api --help`).
+export LOGBUS_KAFKA_BROKERS="${LOGBUS_KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
+export LOGBUS_CLICKHOUSE_URL="${LOGBUS_CLICKHOUSE_URL:-http://127.0.0.1:$CH_PORT}"
 
 log "building release binaries (cargo build --release)"
 cargo build --release -p logbus-ingest --bin logbus-ingest --bin logbus-gen

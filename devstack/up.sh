@@ -14,6 +14,11 @@ start() {
     local name="$1" port="$2"
     shift 2
     if pid_alive "$name"; then
+        local was
+        was="$(cat "$RUN/$name.port" 2>/dev/null || true)"
+        if [ "$was" != "$port" ]; then
+            die "$name (pid $(cat "$RUN/$name.pid")) is already running on port ${was:-?}, not $port; run devstack/down.sh first"
+        fi
         if port_open "$port"; then
             log "$name already running (pid $(cat "$RUN/$name.pid")) on 127.0.0.1:$port"
             return 0
@@ -27,6 +32,7 @@ start() {
     log "starting $name on 127.0.0.1:$port (log: $LOGS/$name.log)"
     nohup "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
     echo $! >"$RUN/$name.pid"
+    echo "$port" >"$RUN/$name.port"
 }
 
 # wait_ready NAME CHECK...
@@ -45,6 +51,14 @@ wait_ready() {
     tail -n 20 "$LOGS/$name.log" >&2 || true
     die "$name not ready after ${TIMEOUT}s"
 }
+
+# preflight: fail before starting anything if a port is taken by a stranger
+for svc in "kafka:$KAFKA_PORT" "clickhouse:$CH_PORT"; do
+    name="${svc%%:*}" port="${svc##*:}"
+    if ! pid_alive "$name" && port_open "$port"; then
+        die "127.0.0.1:$port (for $name) is already in use by another process (not started by devstack); free it or set LOGBUS_KAFKA_PORT / LOGBUS_CH_PORT"
+    fi
+done
 
 ch_ping() {
     [ "$(curl -fsS --max-time 2 "http://127.0.0.1:$CH_PORT/ping" 2>/dev/null)" = "Ok." ]

@@ -326,6 +326,8 @@ WRITE_KINDS = {"INSERT", "INSERT_SELECT", "CREATE", "ALTER", "DROP", "TRUNCATE",
                "RENAME", "DELETE", "UPDATE", "OPTIMIZE", "SYSTEM", "ATTACH", "DETACH",
                "GRANT", "REVOKE", "KILL", "EXCHANGE", "UNDROP", "BACKUP", "RESTORE",
                "MOVE", "REPLACE"}
+_DB_CHANGING = ("USE", "DROP", "CREATE", "RENAME", "DETACH", "ATTACH", "EXCHANGE",
+                "UNDROP")
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -381,7 +383,8 @@ class Engine:
                 except Exception as e:  # noqa: BLE001
                     raise chdb_error(e)
                 finally:
-                    if sql.lstrip()[:3].upper() == "USE":
+                    # statements that may change what the current database is
+                    if sql.lstrip()[:9].upper().startswith(_DB_CHANGING):
                         self.cur_db = None
             finally:
                 if applied:
@@ -524,7 +527,7 @@ class Handler(BaseHTTPRequestHandler):
             text = "Code: %d. %s (%s)" % (err.code, err.message, name)
         text += " (version %s (official build))\n" % self.server.engine.version
         status = _STATUS_BY_NAME.get(name, 500)
-        if DEBUG or status >= 500:
+        if DEBUG or name == "STD_EXCEPTION":
             sys.stderr.write("chfront: error %d: %s" % (status, text))
         self.send(status, text.encode(), [
             ("X-ClickHouse-Exception-Code", str(err.code)),

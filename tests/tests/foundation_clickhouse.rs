@@ -23,7 +23,7 @@ fn sample_row(i: u32) -> LogRow {
         prompt_tokens: i64::from(i % 500),
         completion_tokens: i64::from(i % 700),
         use_time: (i % 30) as i32,
-        is_stream: i % 2 == 0,
+        is_stream: i.is_multiple_of(2),
         channel_id: i64::from(i % 5),
         channel_name: format!("渠道{}", i % 5),
         group: ["default", "vip"][i as usize % 2].into(),
@@ -37,7 +37,11 @@ fn sample_row(i: u32) -> LogRow {
 }
 
 async fn insert_rows(db: &TestDatabase, rows: &[LogRow]) {
-    let mut insert = db.client.insert::<LogRow>("logs").await.expect("insert starts");
+    let mut insert = db
+        .client
+        .insert::<LogRow>("logs")
+        .await
+        .expect("insert starts");
     for row in rows {
         insert.write(row).await.expect("row written");
     }
@@ -85,8 +89,14 @@ async fn crate_round_trips_rows_with_lz4_through_the_front() {
 #[tokio::test]
 async fn crate_works_without_compression_too() {
     let db = TestDatabase::migrated().await;
-    let client = db.client.clone().with_compression(clickhouse::Compression::None);
-    let mut insert = client.insert::<LogRow>("logs").await.expect("insert starts");
+    let client = db
+        .client
+        .clone()
+        .with_compression(clickhouse::Compression::None);
+    let mut insert = client
+        .insert::<LogRow>("logs")
+        .await
+        .expect("insert starts");
     for i in 0..100 {
         insert.write(&sample_row(i)).await.expect("row written");
     }
@@ -115,7 +125,8 @@ async fn migrations_apply_twice_without_change() {
     };
     let before = schema().await;
     assert!(
-        before.iter().any(|t| t.name == "logs") && before.iter().any(|t| t.name == "logs_minute_mv"),
+        before.iter().any(|t| t.name == "logs")
+            && before.iter().any(|t| t.name == "logs_minute_mv"),
         "the first run created the schema: {before:?}"
     );
     let root = clickhouse_client().await;
@@ -129,7 +140,11 @@ async fn migrations_apply_twice_without_change() {
     );
     assert_eq!(before, schema().await, "the second run changed nothing");
     let recorded = db.count("SELECT count() FROM schema_migrations").await;
-    assert_eq!(recorded, 2 * MIGRATIONS.len() as u64, "one started and one applied row each");
+    assert_eq!(
+        recorded,
+        2 * MIGRATIONS.len() as u64,
+        "one started and one applied row each"
+    );
 
     // Every column carries a comment an analyst can read in ClickHouse itself.
     let uncommented = db
@@ -183,7 +198,8 @@ async fn minute_rollup_equals_group_by_over_raw_rows() {
     for chunk in rows.chunks(7_000) {
         insert_rows(&db, chunk).await;
     }
-    let group_by = "minute, type, user_id, username, token_id, token_name, model_name, channel_id, `group`";
+    let group_by =
+        "minute, type, user_id, username, token_id, token_name, model_name, channel_id, `group`";
     let from_rollup = db
         .client
         .query(&format!(
@@ -208,7 +224,10 @@ async fn minute_rollup_equals_group_by_over_raw_rows() {
     assert!(!from_raw.is_empty());
     assert_eq!(from_rollup, from_raw);
     let total_quota: i64 = rows.iter().map(|r| r.quota).sum();
-    assert_eq!(from_rollup.iter().map(|l| l.quota_sum).sum::<i64>(), total_quota);
+    assert_eq!(
+        from_rollup.iter().map(|l| l.quota_sum).sum::<i64>(),
+        total_quota
+    );
     db.drop_database().await;
 }
 

@@ -5,12 +5,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use logbus_tests::{create_topic, kafka_brokers, producer, publish, unique_name};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Headers;
 use rdkafka::producer::FutureRecord;
-use logbus_tests::{create_topic, kafka_brokers, producer, publish, unique_name};
 
 fn group_consumer(group: &str, topic: &str) -> StreamConsumer {
     let consumer: StreamConsumer = ClientConfig::new()
@@ -32,7 +32,8 @@ async fn receive(consumer: &StreamConsumer, count: usize) -> Vec<(i32, i64, Stri
             .await
             .expect("a message within 60 s")
             .expect("consume without error");
-        let payload = String::from_utf8(message.payload().expect("payload").to_vec()).expect("utf-8");
+        let payload =
+            String::from_utf8(message.payload().expect("payload").to_vec()).expect("utf-8");
         received.push((message.partition(), message.offset(), payload));
     }
     received
@@ -54,8 +55,13 @@ async fn producer_and_consumer_group_round_trip_with_commits() {
     let expected: BTreeSet<_> = first.iter().map(|(_, v)| v.clone()).collect();
     assert_eq!(payloads, expected, "every message arrives exactly once");
     let partitions: BTreeSet<_> = received.iter().map(|(p, _, _)| *p).collect();
-    assert!(partitions.len() > 1, "keys spread over partitions: {partitions:?}");
-    consumer.commit_consumer_state(CommitMode::Sync).expect("commit");
+    assert!(
+        partitions.len() > 1,
+        "keys spread over partitions: {partitions:?}"
+    );
+    consumer
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("commit");
     drop(consumer);
 
     // A new member of the same group resumes after the committed offsets.
@@ -67,7 +73,10 @@ async fn producer_and_consumer_group_round_trip_with_commits() {
     let resumed = receive(&consumer, second.len()).await;
     let payloads: BTreeSet<_> = resumed.iter().map(|(_, _, p)| p.clone()).collect();
     let expected: BTreeSet<_> = second.iter().map(|(_, v)| v.clone()).collect();
-    assert_eq!(payloads, expected, "only the uncommitted messages are delivered again");
+    assert_eq!(
+        payloads, expected,
+        "only the uncommitted messages are delivered again"
+    );
 }
 
 #[tokio::test]
@@ -85,7 +94,10 @@ async fn headers_survive_the_broker() {
         });
     producer
         .send(
-            FutureRecord::to(&topic).key("k").payload("{}").headers(headers),
+            FutureRecord::to(&topic)
+                .key("k")
+                .payload("{}")
+                .headers(headers),
             Duration::from_secs(30),
         )
         .await

@@ -1,0 +1,402 @@
+//! Shared harness of the `api_*` acceptance tests: a fresh database, the query API served on
+//! port 0, and [`Api::seed`], the one function that puts events into the store.
+//!
+//! `seed` publishes the events to per-test `gateway.logs`/`gateway.identity` topics and waits
+//! until the ingest worker (run in-process) made them visible. Set
+//! `LOGBUS_API_TEST_DIRECT_SEED=1` to insert the rows directly instead (no broker needed).
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use logbus_projections::events::{EventSource, LogEvent};
+use logbus_projections::identity::{IdentityEvent, Secret, TokenIdentity, UserIdentity};
+use logbus_projections::rows::{LogRow, TokenRow, UserRow};
+use logbus_query_api::{AppState, Config};
+use logbus_tests::{TestDatabase, eventually};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// Someone calling the API with an access token.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub id: i64,
+    pub token: &'static str,
+}
+
+pub const ADMIN: Caller = Caller {
+    id: 1,
+    token: "admin-access-token",
+};
+pub const ALICE: Caller = Caller {
+    id: 2,
+    token: "alice-access-token",
+};
+pub const BOB: Caller = Caller {
+    id: 3,
+    token: "bob-access-token",
+};
+/// A user whose status is 2 (disabled).
+pub const BANNED: Caller = Caller {
+    id: 4,
+    token: "banned-access-token",
+};
+
+/// Alice's API token (id 21), enabled.
+pub const ALICE_KEY: &str = "sk-alicekey0000000000000000000001";
+pub const ALICE_TOKEN_ID: i64 = 21;
+/// Bob's API token (id 31), disabled.
+pub const DISABLED_KEY: &str = "sk-bobkey00000000000000000000000002";
+pub const BOB_TOKEN_ID: i64 = 31;
+
+pub fn user(caller: Caller, name: &str, role: i32, status: i32, version: u64) -> IdentityEvent {
+    IdentityEvent::User(UserIdentity {
+        id: caller.id,
+        username: name.into(),
+        role,
+        status,
+        group: "default".into(),
+        access_token_sha256: None,
+        access_token: Some(Secret(caller.token.into())),
+        version,
+    })
+}
+
+pub fn token(id: i64, user_id: i64, name: &str, key: &str, status: i32) -> IdentityEvent {
+    IdentityEvent::Token(TokenIdentity {
+        id,
+        user_id,
+        name: name.into(),
+        key_sha256: None,
+        key: Some(Secret(key.into())),
+        status,
+        version: 1,
+    })
+}
+
+/// Admin, Alice, Bob, a banned user, and the two API tokens.
+pub fn identities() -> Vec<IdentityEvent> {
+    vec![
+        user(ADMIN, "root", 100, 1, 1),
+        user(ALICE, "alice", 1, 1, 1),
+        user(BOB, "bob", 1, 1, 1),
+        user(BANNED, "mallory", 1, 2, 1),
+        token(ALICE_TOKEN_ID, ALICE.id, "alice-token", ALICE_KEY, 1),
+        token(BOB_TOKEN_ID, BOB.id, "bob-token", DISABLED_KEY, 2),
+    ]
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// A consumption log of `user` at `created_at` with a fresh event id.
+pub fn log(created_at: i64, user: Caller) -> LogEvent {
+    let (username, token_id, token_name) = match user.id {
+        2 => ("alice", ALICE_TOKEN_ID, "alice-token"),
+        3 => ("bob", BOB_TOKEN_ID, "bob-token"),
+        1 => ("root", 11, "root-token"),
+        _ => ("mallory", 41, "mallory-token"),
+    };
+    LogEvent {
+        event_id: Some(Uuid::new_v4()),
+        created_at,
+        log_type: 2,
+        user_id: user.id,
+        username: Some(username.into()),
+        token_id: Some(token_id),
+        token_name: Some(token_name.into()),
+        model_name: Some("gpt-4o".into()),
+        quota: Some(100),
+        prompt_tokens: Some(10),
+        completion_tokens: Some(20),
+        use_time: Some(1),
+        is_stream: Some(false),
+        channel_id: Some(1),
+        channel_name: Some("openai-main".into()),
+        group: Some("default".into()),
+        ip: Some("203.0.113.7".into()),
+        request_id: Some(format!("req-{}", Uuid::new_v4().simple())),
+        upstream_request_id: None,
+        content: Some("ok".into()),
+        other: Some(serde_json::json!({"model_ratio": 2.5, "admin_info": {"x": 1}})),
+    }
+}
+
+struct Ingest {
+    logs_topic: String,
+    identity_topic: String,
+    producer: rdkafka::producer::FutureProducer,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), logbus_ingest::Error>>,
+}
+
+/// The API served on port 0 over a fresh database, plus the worker feeding it.
+pub struct Api {
+    pub db: TestDatabase,
+    pub base: String,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+    ingest: Option<Ingest>,
+    seeded_logs: std::sync::atomic::AtomicU64,
+}
+
+fn direct_seed() -> bool {
+    std::env::var("LOGBUS_API_TEST_DIRECT_SEED").is_ok_and(|v| v == "1")
+}
+
+impl Api {
+    pub async fn start() -> Api {
+        Self::start_with_ttl_ms(300).await
+    }
+
+    pub async fn start_with_ttl_ms(ttl_ms: u64) -> Api {
+        logbus_tests::init_tracing();
+        let db = TestDatabase::migrated().await;
+        let ingest = if direct_seed() {
+            None
+        } else {
+            Some(start_ingest(&db.name).await)
+        };
+        let ttl = ttl_ms.to_string();
+        let config = Config::try_parse_from([
+            "logbus-query-api",
+            "--listen",
+            "127.0.0.1:0",
+            "--clickhouse-url",
+            &logbus_tests::clickhouse_url(),
+            "--clickhouse-database",
+            &db.name,
+            "--identity-cache-ttl-ms",
+            &ttl,
+            "--query-timeout-secs",
+            "20",
+        ])
+        .expect("query-api flags parse");
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .expect("bind port 0");
+        let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let router = logbus_query_api::app(AppState::new(&config));
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("serve");
+        });
+        Api {
+            db,
+            base,
+            http: reqwest::Client::new(),
+            shutdown: Some(tx),
+            server,
+            ingest,
+            seeded_logs: Default::default(),
+        }
+    }
+
+    /// Makes `logs` and `identities` visible to the API: through Kafka and the ingest worker,
+    /// or (`LOGBUS_API_TEST_DIRECT_SEED=1`) by inserting rows.
+    pub async fn seed(&self, logs: &[LogEvent], identities: &[IdentityEvent]) {
+        match &self.ingest {
+            Some(ingest) => {
+                let log_payloads: Vec<(String, String)> = logs
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.user_id.to_string(),
+                            serde_json::to_string(e).expect("event serializes"),
+                        )
+                    })
+                    .collect();
+                let identity_payloads: Vec<(String, String)> = identities
+                    .iter()
+                    .map(|e| {
+                        let key = match e {
+                            IdentityEvent::User(u) => format!("user:{}", u.id),
+                            IdentityEvent::Token(t) => format!("token:{}", t.id),
+                        };
+                        (key, serde_json::to_string(e).expect("identity serializes"))
+                    })
+                    .collect();
+                logbus_tests::publish(&ingest.producer, &ingest.identity_topic, &identity_payloads)
+                    .await;
+                logbus_tests::publish(&ingest.producer, &ingest.logs_topic, &log_payloads).await;
+            }
+            None => insert_rows(&self.db, logs, identities).await,
+        }
+        let expected_logs = self
+            .seeded_logs
+            .fetch_add(logs.len() as u64, std::sync::atomic::Ordering::SeqCst)
+            + logs.len() as u64;
+        let db = &self.db;
+        eventually("seeded logs to be visible", Duration::from_secs(60), || async move {
+            let n = db.count("SELECT count() FROM logs").await;
+            (n >= expected_logs).then_some(())
+        })
+        .await;
+        for identity in identities {
+            let (sql, id, version) = match identity {
+                IdentityEvent::User(u) => ("users", u.id, u.version),
+                IdentityEvent::Token(t) => ("tokens", t.id, t.version),
+            };
+            let query =
+                format!("SELECT count() FROM {sql} WHERE id = {id} AND version >= {version}");
+            eventually("seeded identity to be visible", Duration::from_secs(60), || {
+                let query = query.clone();
+                async move { (db.count(&query).await > 0).then_some(()) }
+            })
+            .await;
+        }
+    }
+
+    /// Records that rows were removed (by DELETE), so that later seeds wait for the right count.
+    pub fn forget_logs(&self, n: u64) {
+        self.seeded_logs
+            .fetch_sub(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, HeaderMap, Value) {
+        let mut request = self.http.request(method, format!("{}{}", self.base, path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.expect("body read");
+        let json = serde_json::from_str(&body).unwrap_or_else(|e| {
+            panic!("{path}: body is not JSON ({e}), status {status}: {body:?}")
+        });
+        (status, headers, json)
+    }
+
+    /// GET as `caller` (or anonymously); returns the status and the JSON body.
+    pub async fn get(&self, path: &str, caller: Option<Caller>) -> (u16, Value) {
+        let id;
+        let mut headers = Vec::new();
+        if let Some(caller) = caller {
+            id = caller.id.to_string();
+            headers.push(("Authorization", caller.token));
+            headers.push(("New-Api-User", id.as_str()));
+        }
+        let (status, _, body) = self.call(reqwest::Method::GET, path, &headers).await;
+        (status, body)
+    }
+
+    /// GET as `caller`, asserting success; returns `data`.
+    pub async fn data(&self, path: &str, caller: Caller) -> Value {
+        let (status, body) = self.get(path, Some(caller)).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body["success"], true, "{path}: {body}");
+        assert_eq!(body["message"], "", "{path}: {body}");
+        body["data"].clone()
+    }
+
+    pub async fn finish(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.server.await;
+        if let Some(mut ingest) = self.ingest.take() {
+            if let Some(tx) = ingest.shutdown.take() {
+                let _ = tx.send(());
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(30), ingest.task).await;
+        }
+        self.db.drop_database().await;
+    }
+}
+
+async fn start_ingest(database: &str) -> Ingest {
+    let logs_topic = logbus_tests::create_topic("api_logs", 1).await;
+    let identity_topic = logbus_tests::create_topic("api_identity", 1).await;
+    let dlq_topic = logbus_tests::create_topic("api_dlq", 1).await;
+    let group = logbus_tests::unique_name("api_group");
+    let config = logbus_ingest::IngestConfig::try_parse_from([
+        "logbus-ingest",
+        "--brokers",
+        &logbus_tests::kafka_brokers(),
+        "--group-id",
+        &group,
+        "--logs-topic",
+        &logs_topic,
+        "--identity-topic",
+        &identity_topic,
+        "--dlq-topic",
+        &dlq_topic,
+        "--clickhouse-url",
+        &logbus_tests::clickhouse_url(),
+        "--clickhouse-database",
+        database,
+        "--flush-interval-ms",
+        "200",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--session-timeout-ms",
+        "6000",
+    ])
+    .expect("ingest flags parse");
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(logbus_ingest::run(config, async {
+        let _ = rx.await;
+    }));
+    Ingest {
+        logs_topic,
+        identity_topic,
+        producer: logbus_tests::producer(),
+        shutdown: Some(tx),
+        task,
+    }
+}
+
+async fn insert_rows(db: &TestDatabase, logs: &[LogEvent], identities: &[IdentityEvent]) {
+    if !identities.is_empty() {
+        let mut users = db.client.insert::<UserRow>("users").await.expect("insert");
+        let mut tokens = db.client.insert::<TokenRow>("tokens").await.expect("insert");
+        for identity in identities {
+            match identity.clone() {
+                IdentityEvent::User(u) => users
+                    .write(&u.into_row().expect("valid user"))
+                    .await
+                    .expect("write user"),
+                IdentityEvent::Token(t) => tokens
+                    .write(&t.into_row().expect("valid token"))
+                    .await
+                    .expect("write token"),
+            }
+        }
+        users.end().await.expect("users inserted");
+        tokens.end().await.expect("tokens inserted");
+    }
+    if !logs.is_empty() {
+        let mut insert = db.client.insert::<LogRow>("logs").await.expect("insert");
+        for (index, event) in logs.iter().enumerate() {
+            let source = EventSource {
+                topic: "direct",
+                partition: 0,
+                offset: 0,
+                index,
+            };
+            let row = event.clone().into_row(source).expect("valid event");
+            insert.write(&row).await.expect("write log");
+        }
+        insert.end().await.expect("logs inserted");
+    }
+}

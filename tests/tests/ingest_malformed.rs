@@ -1,0 +1,168 @@
+//! 1% malformed events of every kind: every valid event lands, every malformed one is in the
+//! dead-letter topic with its original bytes and a reason.
+
+mod ingest_support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use ingest_support::{InProcessWorker, IngestStack, events, fast_producer, publish_events};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+const VALID: usize = 5_000;
+const PER_KIND: usize = VALID / 100;
+
+struct DeadLetter {
+    payload: Vec<u8>,
+    headers: HashMap<String, String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_events_go_to_the_dead_letter_topic_and_valid_ones_land() {
+    let stack = IngestStack::new(3).await;
+    let producer = fast_producer();
+    let valid = events(11, VALID);
+    let expected_quota: i64 = valid.iter().map(|e| e.quota).sum();
+
+    // (payload, expected reason class, expected dead-letter payload, source_index)
+    let mut bad: Vec<(Vec<u8>, &str, Vec<u8>, Option<usize>)> = Vec::new();
+    let mut array_rows = 0usize;
+    for i in 0..PER_KIND {
+        let not_json = format!("not json {i} {{").into_bytes();
+        bad.push((not_json.clone(), "unreadable", not_json, None));
+        let wrong_type =
+            format!(r#"{{"created_at":"yesterday","type":2,"user_id":{i},"n":{i}}}"#).into_bytes();
+        bad.push((wrong_type.clone(), "invalid_event", wrong_type, None));
+        let missing = format!(r#"{{"created_at":1700000000,"type":2,"n":{i}}}"#).into_bytes();
+        bad.push((missing.clone(), "invalid_event", missing, None));
+        let out_of_range =
+            format!(r#"{{"created_at":1700000000,"type":9,"user_id":{i}}}"#).into_bytes();
+        bad.push((out_of_range.clone(), "invalid_event", out_of_range, None));
+        let oversized = format!(
+            r#"{{"created_at":1700000000,"type":2,"user_id":{i},"content":"{}"}}"#,
+            "x".repeat(300 * 1024)
+        )
+        .into_bytes();
+        bad.push((oversized.clone(), "oversized", oversized, None));
+        let element = format!(r#"{{"created_at":1700000000,"type":2,"user_id":-{}}}"#, i + 1);
+        let array = format!(
+            r#"[{{"event_id":"{}","created_at":1700000000,"type":2,"user_id":{i},"quota":5}},{element},{{"event_id":"{}","created_at":1700000001,"type":2,"user_id":{i},"quota":7}}]"#,
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4()
+        )
+        .into_bytes();
+        array_rows += 2;
+        bad.push((array, "invalid_event", element.into_bytes(), Some(1)));
+    }
+    let array_quota = (PER_KIND as i64) * 12;
+
+    // Interleave: valid events with the malformed ones spread among them.
+    publish_events(&producer, &stack.logs_topic, &valid[..VALID / 2]).await;
+    let bad_payloads: Vec<(String, Vec<u8>)> = bad
+        .iter()
+        .enumerate()
+        .map(|(i, (payload, ..))| (i.to_string(), payload.clone()))
+        .collect();
+    logbus_tests::publish(&producer, &stack.logs_topic, &bad_payloads).await;
+    publish_events(&producer, &stack.logs_topic, &valid[VALID / 2..]).await;
+    // Invalid identity events are dead-lettered too.
+    let bad_identity: Vec<(String, Vec<u8>)> = vec![
+        ("a".into(), br#"{"kind":"group","id":1}"#.to_vec()),
+        ("b".into(), br#"{"kind":"user","id":1}"#.to_vec()),
+        ("c".into(), b"nope".to_vec()),
+    ];
+    logbus_tests::publish(&producer, &stack.identity_topic, &bad_identity).await;
+
+    let worker = InProcessWorker::spawn(stack.config());
+    let expected_rows = (VALID + array_rows) as u64;
+    let totals = stack
+        .wait_for_rows(expected_rows, Duration::from_secs(120))
+        .await;
+    assert_eq!(totals.rows, expected_rows);
+    assert_eq!(totals.quota, expected_quota + array_quota);
+    assert_eq!(totals.rollup_requests, expected_rows);
+    assert_eq!(totals.rollup_quota, expected_quota + array_quota);
+
+    // Read the dead-letter topic.
+    let expected_letters = bad.len() + bad_identity.len();
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", logbus_tests::kafka_brokers())
+        .set("group.id", logbus_tests::unique_name("dlqreader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(&stack.dlq_topic, 0, Offset::Beginning)
+        .expect("assignment");
+    consumer.assign(&assignment).expect("assign");
+    let mut letters = Vec::new();
+    let mut stream = consumer.stream();
+    while letters.len() < expected_letters {
+        let message = tokio::time::timeout(Duration::from_secs(60), stream.next())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "only {} of {expected_letters} dead letters arrived",
+                    letters.len()
+                )
+            })
+            .expect("stream")
+            .expect("message");
+        let mut headers = HashMap::new();
+        if let Some(h) = message.headers() {
+            for header in h.iter() {
+                headers.insert(
+                    header.key.to_owned(),
+                    String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned(),
+                );
+            }
+        }
+        letters.push(DeadLetter {
+            payload: message.payload().unwrap_or_default().to_vec(),
+            headers,
+        });
+    }
+    // Nothing more than expected (give the worker a moment to produce strays, if any).
+    let extra = tokio::time::timeout(Duration::from_secs(2), stream.next()).await;
+    assert!(extra.is_err(), "more dead letters than malformed events");
+    drop(stream);
+
+    for letter in &letters {
+        for header in ["reason", "source_topic", "source_partition", "source_offset"] {
+            assert!(
+                letter.headers.get(header).is_some_and(|v| !v.is_empty()),
+                "dead letter without {header}: {:?}",
+                letter.headers
+            );
+        }
+    }
+    for (_, class, dead_payload, index) in &bad {
+        let letter = letters
+            .iter()
+            .find(|l| &l.payload == dead_payload)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no dead letter for {}",
+                    String::from_utf8_lossy(&dead_payload[..dead_payload.len().min(80)])
+                )
+            });
+        assert_eq!(letter.headers["source_topic"], stack.logs_topic);
+        assert_eq!(letter.headers["reason_class"], *class);
+        assert_eq!(
+            letter.headers.get("source_index").cloned(),
+            index.map(|i| i.to_string())
+        );
+    }
+    let identity_letters = letters
+        .iter()
+        .filter(|l| l.headers["source_topic"] == stack.identity_topic)
+        .count();
+    assert_eq!(identity_letters, bad_identity.len());
+
+    worker.stop().await.expect("clean stop");
+    stack.db.drop_database().await;
+}

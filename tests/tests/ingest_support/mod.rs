@@ -1,0 +1,227 @@
+//! Helpers shared by the ingest acceptance tests (`tests/tests/ingest_*.rs`).
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use clickhouse::Row;
+use logbus_ingest::IngestConfig;
+use logbus_ingest::r#gen::Generator;
+use logbus_tests::{TestDatabase, clickhouse_url, create_topic, eventually, kafka_brokers};
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Deserialize;
+
+/// One test's private database, topics and consumer group.
+pub struct IngestStack {
+    pub db: TestDatabase,
+    pub logs_topic: String,
+    pub identity_topic: String,
+    pub dlq_topic: String,
+    pub group_id: String,
+    pub partitions: i32,
+}
+
+impl IngestStack {
+    pub async fn new(partitions: i32) -> Self {
+        logbus_tests::init_tracing();
+        let db = TestDatabase::migrated().await;
+        Self {
+            db,
+            logs_topic: create_topic("logs", partitions).await,
+            identity_topic: create_topic("identity", 1).await,
+            dlq_topic: create_topic("dlq", 1).await,
+            group_id: logbus_tests::unique_name("ingest"),
+            partitions,
+        }
+    }
+
+    pub fn config(&self) -> IngestConfig {
+        let mut config = IngestConfig::defaults();
+        config.brokers = kafka_brokers();
+        config.group_id = self.group_id.clone();
+        config.logs_topic = self.logs_topic.clone();
+        config.identity_topic = self.identity_topic.clone();
+        config.dlq_topic = self.dlq_topic.clone();
+        config.clickhouse_url = clickhouse_url();
+        config.clickhouse_database = self.db.name.clone();
+        config.http_addr = "127.0.0.1:0".parse().expect("address");
+        config.session_timeout_ms = 6000;
+        config.flush_interval_ms = 200;
+        config
+    }
+
+    /// The same configuration as command-line flags, for the worker binary.
+    pub fn args(&self, config: &IngestConfig) -> Vec<String> {
+        vec![
+            format!("--brokers={}", config.brokers),
+            format!("--group-id={}", config.group_id),
+            format!("--logs-topic={}", config.logs_topic),
+            format!("--identity-topic={}", config.identity_topic),
+            format!("--dlq-topic={}", config.dlq_topic),
+            format!("--clickhouse-url={}", config.clickhouse_url),
+            format!("--clickhouse-database={}", config.clickhouse_database),
+            format!("--http-addr={}", config.http_addr),
+            format!("--session-timeout-ms={}", config.session_timeout_ms),
+            format!("--flush-interval-ms={}", config.flush_interval_ms),
+            format!("--batch-max-rows={}", config.batch_max_rows),
+        ]
+    }
+
+    pub async fn totals(&self) -> Totals {
+        self.db
+            .client
+            .query(
+                "SELECT raw.rows AS rows, raw.distinct_ids AS distinct_ids, raw.quota AS quota,
+                        rollup.requests AS rollup_requests, rollup.quota AS rollup_quota
+                 FROM (SELECT count() AS rows, uniqExact(event_id) AS distinct_ids,
+                              sum(quota) AS quota FROM logs) AS raw
+                 CROSS JOIN (SELECT sum(requests) AS requests, sum(quota) AS quota
+                             FROM logs_minute) AS rollup",
+            )
+            .fetch_one::<Totals>()
+            .await
+            .expect("totals query")
+    }
+
+    pub async fn wait_for_rows(&self, rows: u64, timeout: Duration) -> Totals {
+        eventually(&format!("{rows} rows in logs"), timeout, || async {
+            let totals = self.totals().await;
+            (totals.rows >= rows).then_some(totals)
+        })
+        .await
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Row, Deserialize)]
+pub struct Totals {
+    pub rows: u64,
+    pub distinct_ids: u64,
+    pub quota: i64,
+    pub rollup_requests: u64,
+    pub rollup_quota: i64,
+}
+
+/// A generated event: partition key, JSON payload, quota.
+pub struct Event {
+    pub key: String,
+    pub payload: Vec<u8>,
+    pub quota: i64,
+}
+
+/// `count` realistic events from the load generator, spread over the last hour.
+pub fn events(seed: u64, count: usize) -> Vec<Event> {
+    let mut generator = Generator::new(seed, 300);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    (0..count)
+        .map(|i| {
+            let event = generator.next_event(now - 3600 + (i as i64 * 3600 / count as i64));
+            Event {
+                key: event.user_id.to_string(),
+                quota: event.quota.unwrap_or_default(),
+                payload: serde_json::to_vec(&event).expect("serialize"),
+            }
+        })
+        .collect()
+}
+
+pub fn fast_producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("linger.ms", "20")
+        .set("message.timeout.ms", "60000")
+        .set("queue.buffering.max.messages", "500000")
+        .create()
+        .expect("producer")
+}
+
+/// Publishes events (keyed by user id) and waits for every acknowledgement.
+pub async fn publish_events(producer: &FutureProducer, topic: &str, events: &[Event]) {
+    for chunk in events.chunks(5_000) {
+        let sends = chunk.iter().map(|event| {
+            producer.send(
+                FutureRecord::to(topic)
+                    .key(&event.key)
+                    .payload(&event.payload),
+                Duration::from_secs(60),
+            )
+        });
+        for outcome in futures::future::join_all(sends).await {
+            outcome.unwrap_or_else(|(e, _)| panic!("publish to {topic}: {e}"));
+        }
+    }
+}
+
+/// Publishes one payload to an explicit partition.
+pub async fn publish_to_partition(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    payload: &[u8],
+) {
+    producer
+        .send(
+            FutureRecord::<(), [u8]>::to(topic)
+                .partition(partition)
+                .payload(payload),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap_or_else(|(e, _)| panic!("publish to {topic}/{partition}: {e}"));
+}
+
+/// A valid event with a fresh id and zero quota, used as an end-of-stream marker.
+pub fn marker_event(user_id: i64) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "event_id": uuid::Uuid::new_v4(),
+        "created_at": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs(),
+        "type": 4,
+        "user_id": user_id,
+        "quota": 0,
+        "content": "marker",
+    }))
+    .expect("serialize")
+}
+
+/// An in-process worker that stops when dropped or when `stop` is called.
+pub struct InProcessWorker {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), logbus_ingest::Error>>>,
+}
+
+impl InProcessWorker {
+    pub fn spawn(config: IngestConfig) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(logbus_ingest::run(config, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn stop(mut self) -> Result<(), logbus_ingest::Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("worker stops within 60 s")
+            .expect("worker task did not panic")
+    }
+}
+
+impl Drop for InProcessWorker {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
