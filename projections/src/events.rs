@@ -321,3 +321,70 @@ mod tests {
         assert!(parse("[1]")[0].is_err());
     }
 }
+
+#[cfg(test)]
+mod contract_doc_tests {
+    use super::*;
+
+    /// The example in docs/events.md must stay a valid event.
+    #[test]
+    fn documented_example_is_valid() {
+        let doc = include_str!("../../docs/events.md");
+        let start =
+            doc.find("```json\n{\"event_id\"").expect("example present") + "```json\n".len();
+        let end = start + doc[start..].find("```").expect("example closed");
+        let example = doc[start..end].replace('\n', "");
+        let events = parse_log_message(example.as_bytes(), "gateway.logs", 0, 0, 64 * 1024)
+            .expect("readable");
+        let row = events[0]
+            .row
+            .as_ref()
+            .expect("the documented example is valid");
+        assert_eq!(row.model_name, "gpt-4o");
+        assert!(row.other.contains("admin_info"));
+    }
+
+    /// Every field of the row is documented in docs/events.schema.json.
+    #[test]
+    fn schema_lists_every_event_field() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/events.schema.json")).expect("JSON");
+        let properties = schema["$defs"]["logEvent"]["properties"]
+            .as_object()
+            .expect("logEvent properties");
+        let event = serde_json::to_value(LogEvent {
+            event_id: Some(Uuid::nil()),
+            username: Some(String::new()),
+            token_id: Some(0),
+            token_name: Some(String::new()),
+            model_name: Some(String::new()),
+            quota: Some(0),
+            prompt_tokens: Some(0),
+            completion_tokens: Some(0),
+            use_time: Some(0),
+            is_stream: Some(false),
+            channel_id: Some(0),
+            channel_name: Some(String::new()),
+            group: Some(String::new()),
+            ip: Some(String::new()),
+            request_id: Some(String::new()),
+            upstream_request_id: Some(String::new()),
+            content: Some(String::new()),
+            other: Some(serde_json::json!({})),
+            ..LogEvent::default()
+        })
+        .expect("serializable");
+        let fields: Vec<&String> = event.as_object().expect("object").keys().collect();
+        for field in &fields {
+            assert!(
+                properties.contains_key(*field),
+                "{field} missing from the schema"
+            );
+        }
+        assert_eq!(
+            fields.len(),
+            properties.len(),
+            "schema lists no extra fields"
+        );
+    }
+}
