@@ -86,8 +86,14 @@ async fn list_filters_pagination_and_views() {
         ("channel_name", Value::from("openai-main")),
         ("group", Value::from("default")),
         ("ip", Value::from("203.0.113.7")),
-        ("event_id", Value::from(events[0].event_id.unwrap().to_string())),
-        ("request_id", Value::from(events[0].request_id.clone().unwrap())),
+        (
+            "event_id",
+            Value::from(events[0].event_id.unwrap().to_string()),
+        ),
+        (
+            "request_id",
+            Value::from(events[0].request_id.clone().unwrap()),
+        ),
     ] {
         assert_eq!(a1_item[key], value, "field {key}: {a1_item}");
     }
@@ -113,7 +119,7 @@ async fn list_filters_pagination_and_views() {
     assert_eq!(total("type=1").await, 1);
     assert_eq!(total("type=7").await, 0);
     assert_eq!(
-        total(concat!("start_timestamp=1700000010&end_timestamp=1700000020")).await,
+        total("start_timestamp=1700000010&end_timestamp=1700000020").await,
         3,
         "both bounds inclusive"
     );
@@ -137,7 +143,11 @@ async fn list_filters_pagination_and_views() {
     assert_eq!(total("request_id=req-special").await, 1);
     assert_eq!(total("username=alice&type=2").await, 4);
     assert_eq!(total("username=alice&type=2&channel=2&group=vip").await, 1);
-    assert_eq!(total("unknown_param=1&type=2").await, 6, "unknown parameters ignored");
+    assert_eq!(
+        total("unknown_param=1&type=2").await,
+        6,
+        "unknown parameters ignored"
+    );
 
     // Invalid patterns are refused with a clear message.
     for (query, needle) in [
@@ -155,7 +165,10 @@ async fn list_filters_pagination_and_views() {
 
     // Pagination edges.
     let page = api.data("/api/log/?page_size=3&p=1", ADMIN).await;
-    assert_eq!((page["page"].clone(), page["page_size"].clone()), (1.into(), 3.into()));
+    assert_eq!(
+        (page["page"].clone(), page["page_size"].clone()),
+        (1.into(), 3.into())
+    );
     assert_eq!(event_ids(&page["items"]), expected[..3]);
     let page = api.data("/api/log/?page_size=3&p=3", ADMIN).await;
     assert_eq!(event_ids(&page["items"]), expected[6..]);
@@ -201,7 +214,10 @@ async fn list_filters_pagination_and_views() {
         assert!(item["event_id"].is_string());
     }
     let bobs = api.data("/api/log/self?username=alice", BOB).await;
-    assert_eq!(bobs["total"], 2, "username is ignored on self: Bob never sees Alice's logs");
+    assert_eq!(
+        bobs["total"], 2,
+        "username is ignored on self: Bob never sees Alice's logs"
+    );
     assert!(
         bobs["items"]
             .as_array()
@@ -251,7 +267,10 @@ async fn auth_matrix() {
     );
     assert_eq!(
         get("/api/log/self", h(ALICE.token, "3")).await,
-        (401, "无权进行此操作，New-Api-User 与 access token 不匹配".into())
+        (
+            401,
+            "无权进行此操作，New-Api-User 与 access token 不匹配".into()
+        )
     );
     let (status, _) = get(
         "/api/log/self",
@@ -322,14 +341,10 @@ async fn auth_matrix() {
     // Disabling a user locks them out within seconds (identity cache TTL).
     assert_eq!(api.data("/api/log/self", BOB).await["total"], 1);
     api.seed(&[], &[user(BOB, "bob", 1, 2, 2)]).await;
-    eventually(
-        "Bob to be locked out",
-        Duration::from_secs(10),
-        || async {
-            let (status, body) = api.get("/api/log/self", Some(BOB)).await;
-            (status == 403 && body["message"] == "用户已被封禁").then_some(())
-        },
-    )
+    eventually("Bob to be locked out", Duration::from_secs(10), || async {
+        let (status, body) = api.get("/api/log/self", Some(BOB)).await;
+        (status == 403 && body["message"] == "用户已被封禁").then_some(())
+    })
     .await;
     // Demoting an admin takes effect the same way.
     api.seed(&[], &[user(ADMIN, "root", 1, 1, 2)]).await;
@@ -373,7 +388,10 @@ async fn bad_input_never_500_and_openapi_lists_every_route() {
         let (status, body) = api.get(&format!("/api/log/?{query}"), Some(ADMIN)).await;
         assert!(status == 200 || status == 400, "{query}: {status} {body}");
         if status == 200 {
-            assert!(body["data"]["total"].as_u64().unwrap() <= 1, "{query}: {body}");
+            assert!(
+                body["data"]["total"].as_u64().unwrap() <= 1,
+                "{query}: {body}"
+            );
         }
     }
     let data = api
@@ -431,15 +449,14 @@ async fn bad_input_never_500_and_openapi_lists_every_route() {
         );
     }
     let (status, _, body) = api
-        .call(reqwest::Method::DELETE, "/api/log/?target_timestamp=abc", &[
-            ("Authorization", ADMIN.token),
-            ("New-Api-User", "1"),
-        ])
+        .call(
+            reqwest::Method::DELETE,
+            "/api/log/?target_timestamp=abc",
+            &[("Authorization", ADMIN.token), ("New-Api-User", "1")],
+        )
         .await;
     assert_eq!(status, 400, "{body}");
-    let (status, _, body) = api
-        .call(reqwest::Method::PUT, "/api/log/", &[])
-        .await;
+    let (status, _, body) = api.call(reqwest::Method::PUT, "/api/log/", &[]).await;
     assert_eq!(status, 405, "{body}");
     assert_eq!(body["success"], false);
 
@@ -460,10 +477,11 @@ async fn bad_input_never_500_and_openapi_lists_every_route() {
         for p in [path.to_string(), twin] {
             let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
             let (status, _, body) = api
-                .call(method.clone(), &p, &[
-                    ("Authorization", ADMIN.token),
-                    ("New-Api-User", "1"),
-                ])
+                .call(
+                    method.clone(),
+                    &p,
+                    &[("Authorization", ADMIN.token), ("New-Api-User", "1")],
+                )
                 .await;
             assert!(
                 status != 404 && status != 405 && status < 500,
@@ -476,4 +494,117 @@ async fn bad_input_never_500_and_openapi_lists_every_route() {
     assert_eq!(health["data"], "ok");
 
     api.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_failures_get_the_generic_message() {
+    use clap::Parser;
+    use logbus_projections::rows::UserRow;
+
+    // A database whose log tables are gone: authentication works, every log query fails.
+    let db = logbus_tests::TestDatabase::migrated().await;
+    let mut users = db.client.insert::<UserRow>("users").await.unwrap();
+    users
+        .write(&UserRow {
+            id: ADMIN.id,
+            username: "root".into(),
+            role: 100,
+            status: 1,
+            group: "default".into(),
+            access_token_sha256: logbus_projections::identity::hash_access_token(ADMIN.token),
+            version: 1,
+        })
+        .await
+        .unwrap();
+    users.end().await.unwrap();
+    for table in ["logs_minute_mv", "logs_minute", "logs", "tokens"] {
+        db.client
+            .query(&format!("DROP TABLE {table}"))
+            .execute()
+            .await
+            .unwrap();
+    }
+    let serve = |url: String, database: String| async move {
+        let config = logbus_query_api::Config::try_parse_from([
+            "logbus-query-api",
+            "--clickhouse-url",
+            &url,
+            "--clickhouse-database",
+            &database,
+        ])
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = logbus_query_api::app(logbus_query_api::AppState::new(&config));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    };
+    let http = reqwest::Client::new();
+    let call = |url: String, lang: &'static str| {
+        let http = http.clone();
+        async move {
+            let response = http
+                .get(url)
+                .header("Authorization", ADMIN.token)
+                .header("New-Api-User", "1")
+                .header("Accept-Language", lang)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            (status, body["message"].as_str().unwrap().to_owned())
+        }
+    };
+    let base = serve(logbus_tests::clickhouse_url(), db.name.clone()).await;
+    for (path, zh, en) in [
+        ("/api/log/", "获取日志失败", "Failed to get logs"),
+        ("/api/log/self", "获取日志失败", "Failed to get logs"),
+        (
+            "/api/log/stat",
+            "获取统计信息失败",
+            "Failed to get statistics",
+        ),
+        (
+            "/api/log/search?keyword=x",
+            "搜索日志失败",
+            "Failed to search logs",
+        ),
+        (
+            "/api/log/token?key=sk-x",
+            "获取日志失败",
+            "Failed to get logs",
+        ),
+    ] {
+        assert_eq!(
+            call(format!("{base}{path}"), "zh-CN").await,
+            (500, zh.into())
+        );
+        assert_eq!(call(format!("{base}{path}"), "en").await, (500, en.into()));
+    }
+    let (status, _, body) = {
+        let response = http
+            .delete(format!("{base}/api/log/?target_timestamp=1700000000"))
+            .header("Authorization", ADMIN.token)
+            .header("New-Api-User", "1")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.json::<Value>().await.unwrap())
+    };
+    assert_eq!(
+        (status, body["message"].clone()),
+        (500, "删除日志失败".into())
+    );
+
+    // ClickHouse unreachable: identity lookups and health fail cleanly too.
+    let down = serve("http://127.0.0.1:1".into(), "logbus".into()).await;
+    assert_eq!(
+        call(format!("{down}/api/log/"), "zh").await,
+        (500, "验证身份失败".into())
+    );
+    assert_eq!(call(format!("{down}/healthz"), "zh").await.0, 500);
+    db.drop_database().await;
 }

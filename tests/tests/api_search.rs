@@ -47,20 +47,45 @@ async fn search_by_type_and_content() {
 
     let search = |keyword: &'static str| {
         let api = &api;
-        async move { api.data(&format!("/api/log/search?keyword={keyword}"), ADMIN).await }
+        async move {
+            api.data(&format!("/api/log/search?keyword={keyword}"), ADMIN)
+                .await
+        }
     };
     assert_eq!(contents(&search("hello").await), ["Hello World 你好世界"]);
-    assert_eq!(contents(&search("HeLLo%20WORLD").await), ["Hello World 你好世界"]);
-    assert_eq!(contents(&search("%E4%BD%A0%E5%A5%BD").await), ["Hello World 你好世界"]);
-    assert_eq!(contents(&search("5").await), ["error: upstream returned 500"]);
+    assert_eq!(
+        contents(&search("HeLLo%20WORLD").await),
+        ["Hello World 你好世界"]
+    );
+    assert_eq!(
+        contents(&search("%E4%BD%A0%E5%A5%BD").await),
+        ["Hello World 你好世界"]
+    );
+    assert_eq!(
+        contents(&search("5").await),
+        ["error: upstream returned 500"]
+    );
     assert_eq!(
         contents(&search("2").await),
-        ["UNDERxSCORE", "under_score here", "100% done", "Hello World 你好世界"],
+        [
+            "UNDERxSCORE",
+            "under_score here",
+            "100% done",
+            "Hello World 你好世界"
+        ],
         "numeric keyword matches the type, newest first"
     );
     assert_eq!(contents(&search("4").await), ["plain"]);
-    assert_eq!(contents(&search("%25").await), ["100% done"], "% is literal");
-    assert_eq!(contents(&search("_").await), ["under_score here"], "_ is literal");
+    assert_eq!(
+        contents(&search("%25").await),
+        ["100% done"],
+        "% is literal"
+    );
+    assert_eq!(
+        contents(&search("_").await),
+        ["under_score here"],
+        "_ is literal"
+    );
     assert_eq!(contents(&search("under_score").await), ["under_score here"]);
     assert!(contents(&search("nomatch").await).is_empty());
     let all = search("bulk").await;
@@ -121,10 +146,11 @@ async fn token_logs_and_cors() {
         }
     }
     let (status, _, body) = api
-        .call(reqwest::Method::GET, "/api/log/token", &[(
-            "Authorization",
-            &format!("Bearer {ALICE_KEY}"),
-        )])
+        .call(
+            reqwest::Method::GET,
+            "/api/log/token",
+            &[("Authorization", &format!("Bearer {ALICE_KEY}"))],
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"].as_array().unwrap().len(), 3);
@@ -144,6 +170,18 @@ async fn token_logs_and_cors() {
         );
     }
 
+    // At most 1000 logs, newest first.
+    let bulk: Vec<_> = (0..1000).map(|i| log(BASE - 5000 + i, ALICE)).collect();
+    api.seed(&bulk, &[]).await;
+    let (status, body) = api
+        .get(&format!("/api/log/token?key={ALICE_KEY}"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let items = body["data"].as_array().unwrap();
+    assert_eq!(items.len(), 1000);
+    assert_eq!(items[0]["created_at"], BASE + 2);
+    assert_eq!(items[999]["created_at"], BASE - 5000 + 3);
+
     // CORS: any origin and preflight on the token endpoint only.
     for path in ["/api/log/token", "/api/log/token/"] {
         let preflight = api
@@ -155,7 +193,11 @@ async fn token_logs_and_cors() {
             .send()
             .await
             .unwrap();
-        assert!(preflight.status().is_success(), "{path}: {}", preflight.status());
+        assert!(
+            preflight.status().is_success(),
+            "{path}: {}",
+            preflight.status()
+        );
         let headers = preflight.headers();
         assert_eq!(headers["access-control-allow-origin"], "*", "{path}");
         assert!(
@@ -166,27 +208,36 @@ async fn token_logs_and_cors() {
         );
     }
     let (_, headers, _) = api
-        .call(reqwest::Method::GET, &format!("/api/log/token?key={ALICE_KEY}"), &[(
-            "Origin",
-            "https://third-party.example",
-        )])
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/log/token?key={ALICE_KEY}"),
+            &[("Origin", "https://third-party.example")],
+        )
         .await;
     assert_eq!(headers["access-control-allow-origin"], "*");
     let (status, headers, _) = api
-        .call(reqwest::Method::GET, "/api/log/self", &[
-            ("Origin", "https://third-party.example"),
-            ("Authorization", ALICE.token),
-            ("New-Api-User", "2"),
-        ])
+        .call(
+            reqwest::Method::GET,
+            "/api/log/self",
+            &[
+                ("Origin", "https://third-party.example"),
+                ("Authorization", ALICE.token),
+                ("New-Api-User", "2"),
+            ],
+        )
         .await;
     assert_eq!(status, 200);
     assert!(headers.get("access-control-allow-origin").is_none());
     for path in ["/api/log/", "/api/log/self", "/api/log/stat"] {
         let (status, headers, _) = api
-            .call(reqwest::Method::OPTIONS, path, &[
-                ("Origin", "https://third-party.example"),
-                ("Access-Control-Request-Method", "GET"),
-            ])
+            .call(
+                reqwest::Method::OPTIONS,
+                path,
+                &[
+                    ("Origin", "https://third-party.example"),
+                    ("Access-Control-Request-Method", "GET"),
+                ],
+            )
             .await;
         assert_eq!(status, 405, "{path}");
         assert!(

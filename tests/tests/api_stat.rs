@@ -110,7 +110,9 @@ async fn stat_quota_equals_a_raw_scan_and_rates_use_the_last_minute() {
         ("&group=vip&type=0", |e| {
             e.log_type == 2 && e.group.as_deref() == Some("vip")
         }),
-        ("&username=ali%25", |e| e.log_type == 2 && e.user_id == ALICE.id),
+        ("&username=ali%25", |e| {
+            e.log_type == 2 && e.user_id == ALICE.id
+        }),
     ];
     for (start, end) in ranges {
         for (query, keep) in &filters {
@@ -124,7 +126,10 @@ async fn stat_quota_equals_a_raw_scan_and_rates_use_the_last_minute() {
     let rid = events[4].request_id.clone().unwrap();
     let data = api
         .data(
-            &format!("/api/log/stat?request_id={rid}&type=1&start_timestamp={m0}&end_timestamp={}", m0 + 3600),
+            &format!(
+                "/api/log/stat?request_id={rid}&type=1&start_timestamp={m0}&end_timestamp={}",
+                m0 + 3600
+            ),
             ADMIN,
         )
         .await;
@@ -132,7 +137,13 @@ async fn stat_quota_equals_a_raw_scan_and_rates_use_the_last_minute() {
 
     // rpm/tpm: the last 60 seconds, same non-time filters, consumption logs by default.
     let data = api
-        .data(&format!("/api/log/stat?start_timestamp={m0}&end_timestamp={}", m0 + 1), ADMIN)
+        .data(
+            &format!(
+                "/api/log/stat?start_timestamp={m0}&end_timestamp={}",
+                m0 + 1
+            ),
+            ADMIN,
+        )
         .await;
     assert_eq!(data["rpm"], 3, "{data}");
     assert_eq!(data["tpm"], 90, "{data}");
@@ -172,18 +183,32 @@ async fn stat_quota_equals_a_raw_scan_and_rates_use_the_last_minute() {
         .await
         .unwrap();
     let whole = api
-        .data(&format!("/api/log/stat?start_timestamp={m0}&end_timestamp={}", m0 + 119), ADMIN)
+        .data(
+            &format!(
+                "/api/log/stat?start_timestamp={m0}&end_timestamp={}",
+                m0 + 119
+            ),
+            ADMIN,
+        )
         .await;
     assert_eq!(
         whole["quota"],
         quota_of(&events, |e| e.log_type == 2 && in_range(e, m0, m0 + 119)) + 1_000_000
     );
     let partial = api
-        .data(&format!("/api/log/stat?start_timestamp={}&end_timestamp={}", m0 + 61, m0 + 119), ADMIN)
+        .data(
+            &format!(
+                "/api/log/stat?start_timestamp={}&end_timestamp={}",
+                m0 + 61,
+                m0 + 119
+            ),
+            ADMIN,
+        )
         .await;
     assert_eq!(
         partial["quota"],
-        quota_of(&events, |e| e.log_type == 2 && in_range(e, m0 + 61, m0 + 119))
+        quota_of(&events, |e| e.log_type == 2
+            && in_range(e, m0 + 61, m0 + 119))
     );
 
     api.finish().await;
@@ -255,15 +280,20 @@ async fn delete_drops_old_days_and_rebuilds_the_boundary_minute() {
         let api = &api;
         async move {
             let (status, _, body) = api
-                .call(reqwest::Method::DELETE, &path, &[
-                    ("Authorization", ADMIN.token),
-                    ("New-Api-User", "1"),
-                ])
+                .call(
+                    reqwest::Method::DELETE,
+                    &path,
+                    &[("Authorization", ADMIN.token), ("New-Api-User", "1")],
+                )
                 .await;
             (status, body)
         }
     };
-    for path in ["/api/log/", "/api/log/?target_timestamp=0", "/api/log?target_timestamp="] {
+    for path in [
+        "/api/log/",
+        "/api/log/?target_timestamp=0",
+        "/api/log?target_timestamp=",
+    ] {
         let (status, body) = delete(path.to_owned()).await;
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(body["message"], "target timestamp is required");
@@ -280,7 +310,9 @@ async fn delete_drops_old_days_and_rebuilds_the_boundary_minute() {
     assert_eq!(api.db.count("SELECT count() FROM logs").await, 4);
     assert_eq!(
         api.db
-            .count(&format!("SELECT count() FROM logs WHERE created_at < {cut}"))
+            .count(&format!(
+                "SELECT count() FROM logs WHERE created_at < {cut}"
+            ))
             .await,
         0
     );

@@ -62,7 +62,10 @@ async fn crashes_at_several_points_leave_every_event_exactly_once() {
     for point in ["after-insert:3", "after-insert:4"] {
         let mut child = spawn_worker(&stack, &config, Some(point));
         let status = wait_exit(&mut child, Duration::from_secs(120)).await;
-        assert!(!status.success(), "{point}: the fail point aborts ({status})");
+        assert!(
+            !status.success(),
+            "{point}: the fail point aborts ({status})"
+        );
         eprintln!("{point}: {:?}", stack.totals().await);
     }
 
@@ -95,6 +98,29 @@ async fn crashes_at_several_points_leave_every_event_exactly_once() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_exact(stack.totals().await, total, quota);
     assert_exact(totals, total, quota);
+    // Replays were cut at the recorded boundaries: no two intents start at the same offset
+    // with different ends, and no intents overlap.
+    let conflicting = stack
+        .db
+        .count(
+            "SELECT count() FROM (
+                SELECT partition, first_offset FROM ingest_batches
+                GROUP BY partition, first_offset HAVING uniqExact(last_offset) > 1)",
+        )
+        .await;
+    assert_eq!(conflicting, 0, "replayed batches kept their boundaries");
+    let overlapping = stack
+        .db
+        .count(
+            "SELECT count() FROM (
+                SELECT partition, first_offset, last_offset,
+                       lagInFrame(last_offset, 1, -1) OVER (PARTITION BY partition
+                           ORDER BY first_offset ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS prev_last
+                FROM (SELECT DISTINCT partition, first_offset, last_offset FROM ingest_batches))
+             WHERE first_offset <= prev_last",
+        )
+        .await;
+    assert_eq!(overlapping, 0, "no two recorded batches overlap");
     child.start_kill().expect("SIGKILL");
     let _ = wait_exit(&mut child, Duration::from_secs(10)).await;
     stack.db.drop_database().await;

@@ -38,8 +38,8 @@ async fn hundred_thousand_events_land_exactly_once_and_republishing_changes_noth
     };
     // count 0 would mean forever: publish identity only by asking for zero log events via a
     // separate topic-less run is not possible, so publish identity events directly.
-    let identity = logbus_ingest::r#gen::Generator::new(gen_config.seed, gen_config.users)
-        .identity_events();
+    let identity =
+        logbus_ingest::r#gen::Generator::new(gen_config.seed, gen_config.users).identity_events();
     let identity_payloads: Vec<(String, Vec<u8>)> = identity
         .iter()
         .enumerate()
@@ -58,6 +58,15 @@ async fn hundred_thousand_events_land_exactly_once_and_republishing_changes_noth
     assert_eq!(totals.quota, expected_quota);
     assert_eq!(totals.rollup_requests, TOTAL as u64);
     assert_eq!(totals.rollup_quota, expected_quota);
+    let partitions_used = stack
+        .db
+        .count("SELECT uniqExact(partition) FROM ingest_batches")
+        .await;
+    eprintln!("batches came from {partitions_used} partitions");
+    assert!(
+        partitions_used >= 2,
+        "events spread over several partitions"
+    );
 
     // Identity: every user and token, with hashed credentials only.
     let users = eventually("identity rows", Duration::from_secs(30), || async {

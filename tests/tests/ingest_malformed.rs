@@ -15,6 +15,9 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 const VALID: usize = 5_000;
 const PER_KIND: usize = VALID / 100;
 
+/// (payload, expected reason class, expected dead-letter payload, expected source_index)
+type Malformed = (Vec<u8>, &'static str, Vec<u8>, Option<usize>);
+
 struct DeadLetter {
     payload: Vec<u8>,
     headers: HashMap<String, String>,
@@ -27,8 +30,7 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_valid_ones_land() {
     let valid = events(11, VALID);
     let expected_quota: i64 = valid.iter().map(|e| e.quota).sum();
 
-    // (payload, expected reason class, expected dead-letter payload, source_index)
-    let mut bad: Vec<(Vec<u8>, &str, Vec<u8>, Option<usize>)> = Vec::new();
+    let mut bad: Vec<Malformed> = Vec::new();
     let mut array_rows = 0usize;
     for i in 0..PER_KIND {
         let not_json = format!("not json {i} {{").into_bytes();
@@ -47,7 +49,10 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_valid_ones_land() {
         )
         .into_bytes();
         bad.push((oversized.clone(), "oversized", oversized, None));
-        let element = format!(r#"{{"created_at":1700000000,"type":2,"user_id":-{}}}"#, i + 1);
+        let element = format!(
+            r#"{{"created_at":1700000000,"type":2,"user_id":-{}}}"#,
+            i + 1
+        );
         let array = format!(
             r#"[{{"event_id":"{}","created_at":1700000000,"type":2,"user_id":{i},"quota":5}},{element},{{"event_id":"{}","created_at":1700000001,"type":2,"user_id":{i},"quota":7}}]"#,
             uuid::Uuid::new_v4(),
@@ -132,7 +137,12 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_valid_ones_land() {
     drop(stream);
 
     for letter in &letters {
-        for header in ["reason", "source_topic", "source_partition", "source_offset"] {
+        for header in [
+            "reason",
+            "source_topic",
+            "source_partition",
+            "source_offset",
+        ] {
             assert!(
                 letter.headers.get(header).is_some_and(|v| !v.is_empty()),
                 "dead letter without {header}: {:?}",
@@ -163,6 +173,75 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_valid_ones_land() {
         .count();
     assert_eq!(identity_letters, bad_identity.len());
 
+    worker.stop().await.expect("clean stop");
+    stack.db.drop_database().await;
+}
+
+/// Rows that parse but that ClickHouse rejects (here: a CHECK constraint added for the test)
+/// are isolated by splitting the batch and dead-lettered; the rest of the batch lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_clickhouse_rejects_are_isolated_and_dead_lettered() {
+    let stack = IngestStack::new(1).await;
+    stack
+        .db
+        .client
+        .query("ALTER TABLE logs ADD CONSTRAINT test_quota_cap CHECK quota < 1000000000000")
+        .execute()
+        .await
+        .expect("add constraint");
+    let producer = fast_producer();
+    let mut valid = events(12, 2_000);
+    let mut rejected = Vec::new();
+    for i in [17usize, 900, 1_501] {
+        let mut event: serde_json::Value = serde_json::from_slice(&valid[i].payload).expect("json");
+        event["quota"] = serde_json::json!(5_000_000_000_000i64);
+        valid[i].payload = serde_json::to_vec(&event).expect("serialize");
+        valid[i].quota = 0;
+        rejected.push(valid[i].payload.clone());
+    }
+    let expected_quota: i64 = valid.iter().map(|e| e.quota).sum();
+    publish_events(&producer, &stack.logs_topic, &valid).await;
+
+    let worker = InProcessWorker::spawn(stack.config());
+    let expected_rows = (valid.len() - rejected.len()) as u64;
+    let totals = stack
+        .wait_for_rows(expected_rows, Duration::from_secs(120))
+        .await;
+    assert_eq!(totals.rows, expected_rows);
+    assert_eq!(totals.quota, expected_quota);
+    assert_eq!(totals.rollup_requests, expected_rows);
+
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", logbus_tests::kafka_brokers())
+        .set("group.id", logbus_tests::unique_name("dlqreader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(&stack.dlq_topic, 0, Offset::Beginning)
+        .expect("assignment");
+    consumer.assign(&assignment).expect("assign");
+    let mut stream = consumer.stream();
+    let mut seen = Vec::new();
+    while seen.len() < rejected.len() {
+        let message = tokio::time::timeout(Duration::from_secs(60), stream.next())
+            .await
+            .expect("dead letters arrive")
+            .expect("stream")
+            .expect("message");
+        let class = message
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "reason_class"))
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        assert_eq!(class.as_deref(), Some("clickhouse_rejected"));
+        seen.push(message.payload().unwrap_or_default().to_vec());
+    }
+    for payload in &rejected {
+        assert!(seen.contains(payload), "rejected row dead-lettered");
+    }
+    drop(stream);
     worker.stop().await.expect("clean stop");
     stack.db.drop_database().await;
 }

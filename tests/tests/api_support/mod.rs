@@ -241,10 +241,14 @@ impl Api {
             .fetch_add(logs.len() as u64, std::sync::atomic::Ordering::SeqCst)
             + logs.len() as u64;
         let db = &self.db;
-        eventually("seeded logs to be visible", Duration::from_secs(60), || async move {
-            let n = db.count("SELECT count() FROM logs").await;
-            (n >= expected_logs).then_some(())
-        })
+        eventually(
+            "seeded logs to be visible",
+            Duration::from_secs(60),
+            || async move {
+                let n = db.count("SELECT count() FROM logs").await;
+                (n >= expected_logs).then_some(())
+            },
+        )
         .await;
         for identity in identities {
             let (sql, id, version) = match identity {
@@ -253,10 +257,14 @@ impl Api {
             };
             let query =
                 format!("SELECT count() FROM {sql} WHERE id = {id} AND version >= {version}");
-            eventually("seeded identity to be visible", Duration::from_secs(60), || {
-                let query = query.clone();
-                async move { (db.count(&query).await > 0).then_some(()) }
-            })
+            eventually(
+                "seeded identity to be visible",
+                Duration::from_secs(60),
+                || {
+                    let query = query.clone();
+                    async move { (db.count(&query).await > 0).then_some(()) }
+                },
+            )
             .await;
         }
     }
@@ -369,7 +377,11 @@ async fn start_ingest(database: &str) -> Ingest {
 async fn insert_rows(db: &TestDatabase, logs: &[LogEvent], identities: &[IdentityEvent]) {
     if !identities.is_empty() {
         let mut users = db.client.insert::<UserRow>("users").await.expect("insert");
-        let mut tokens = db.client.insert::<TokenRow>("tokens").await.expect("insert");
+        let mut tokens = db
+            .client
+            .insert::<TokenRow>("tokens")
+            .await
+            .expect("insert");
         for identity in identities {
             match identity.clone() {
                 IdentityEvent::User(u) => users

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    logbus_ingest::r#gen::cli_main()
+}

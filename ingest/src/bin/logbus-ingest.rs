@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    logbus_ingest::cli_main()
+}

@@ -1,0 +1,107 @@
+//! Authentication of the user and admin endpoints, new-api style: an access token in
+//! `Authorization` (optionally `Bearer `) plus the user id in `New-Api-User`.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use logbus_projections::identity::hash_access_token;
+use logbus_projections::rows::UserRow;
+use logbus_projections::rows::identity_codes::{ROLE_ADMIN, ROLE_USER, STATUS_ENABLED};
+
+use crate::AppState;
+use crate::error::{ApiError, Failure};
+
+pub const NEW_API_USER: &str = "New-Api-User";
+
+/// The credential of `Authorization`, without an optional `Bearer ` prefix; an unreadable
+/// (non-ASCII) header is an invalid access token.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidAccessToken)?
+        .trim();
+    let token = match value.split_once(char::is_whitespace) {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        _ if value.eq_ignore_ascii_case("bearer") => "",
+        _ => value,
+    };
+    Ok((!token.is_empty()).then(|| token.to_owned()))
+}
+
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    min_role: i32,
+) -> Result<Arc<UserRow>, ApiError> {
+    let token = bearer(&parts.headers)?.ok_or(ApiError::NoAccessToken)?;
+    let claimed: i64 = parts
+        .headers
+        .get(NEW_API_USER)
+        .ok_or(ApiError::MissingUserHeader)?
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or(ApiError::MalformedUserHeader)?;
+    let user = state
+        .identity()
+        .user(&hash_access_token(&token))
+        .await
+        .map_err(ApiError::db(Failure::Identity))?
+        .ok_or(ApiError::InvalidAccessToken)?;
+    if user.id != claimed {
+        return Err(ApiError::UserMismatch);
+    }
+    if user.status != STATUS_ENABLED {
+        return Err(ApiError::UserDisabled);
+    }
+    if user.role < min_role {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(user)
+}
+
+/// A caller with role >= 1 (user).
+pub struct UserAuth(pub Arc<UserRow>);
+
+/// A caller with role >= 10 (admin).
+pub struct AdminAuth(pub Arc<UserRow>);
+
+impl FromRequestParts<AppState> for UserAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(parts, state, ROLE_USER).await.map(UserAuth)
+    }
+}
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(parts, state, ROLE_ADMIN).await.map(AdminAuth)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn bearer_prefix_is_optional() {
+        let mut headers = HeaderMap::new();
+        assert!(matches!(bearer(&headers), Ok(None)));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert_eq!(bearer(&headers).ok().flatten().as_deref(), Some("abc"));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("abc"));
+        assert_eq!(bearer(&headers).ok().flatten().as_deref(), Some("abc"));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("bearer  "));
+        assert!(matches!(bearer(&headers), Ok(None)));
+    }
+}

@@ -1,0 +1,355 @@
+//! The one error type of the API and its mapping to new-api's JSON envelope.
+//!
+//! Every failure becomes `{"success":false,"message":"..."}` here and nowhere else. Internal
+//! details (ClickHouse errors, timeouts) are logged with full detail and answered with the
+//! generic message new-api uses for that operation. Messages are Chinese, like new-api, unless
+//! the request's `Accept-Language` prefers English (see [`Lang`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// The language of error messages for the current request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+tokio::task_local! {
+    /// Set for the duration of each request by [`crate::language_scope`].
+    pub static LANG: Lang;
+}
+
+/// The language of the request being handled (Chinese outside a request).
+pub fn current_lang() -> Lang {
+    LANG.try_with(|lang| *lang).unwrap_or(Lang::Zh)
+}
+
+impl Lang {
+    /// Picks English when the most preferred language of an `Accept-Language` header (highest
+    /// `q`, earliest on ties) is English; Chinese otherwise, including when absent or unreadable.
+    pub fn from_accept_language(header: Option<&str>) -> Lang {
+        let Some(header) = header else {
+            return Lang::Zh;
+        };
+        let mut best: Option<(f32, &str)> = None;
+        for item in header.split(',') {
+            let mut parts = item.split(';');
+            let tag = parts.next().unwrap_or("").trim();
+            if tag.is_empty() {
+                continue;
+            }
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if q <= 0.0 {
+                continue;
+            }
+            if best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, tag));
+            }
+        }
+        match best {
+            Some((_, tag)) if tag.len() >= 2 && tag[..2].eq_ignore_ascii_case("en") => Lang::En,
+            _ => Lang::Zh,
+        }
+    }
+
+    fn pick(self, zh: impl Into<String>, en: impl Into<String>) -> String {
+        match self {
+            Lang::Zh => zh.into(),
+            Lang::En => en.into(),
+        }
+    }
+}
+
+/// Which operation failed: selects the generic message shown to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    Logs,
+    Stat,
+    Search,
+    Delete,
+    Identity,
+    Health,
+}
+
+impl Failure {
+    fn message(self, lang: Lang) -> String {
+        match self {
+            Failure::Logs => lang.pick("获取日志失败", "Failed to get logs"),
+            Failure::Stat => lang.pick("获取统计信息失败", "Failed to get statistics"),
+            Failure::Search => lang.pick("搜索日志失败", "Failed to search logs"),
+            Failure::Delete => lang.pick("删除日志失败", "Failed to delete logs"),
+            Failure::Identity => lang.pick("验证身份失败", "Failed to verify identity"),
+            Failure::Health => lang.pick("ClickHouse 不可用", "ClickHouse is unavailable"),
+        }
+    }
+}
+
+/// A failed ClickHouse round trip. Cloneable so that the identity cache can share it between
+/// the requests waiting for the same lookup.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DbError {
+    #[error("clickhouse: {0}")]
+    ClickHouse(Arc<clickhouse::error::Error>),
+    #[error("query timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+impl From<clickhouse::error::Error> for DbError {
+    fn from(error: clickhouse::error::Error) -> Self {
+        DbError::ClickHouse(Arc::new(error))
+    }
+}
+
+/// Why a pattern filter (`username`, `model_name` containing `%`) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatternProblem {
+    TooManyPercent,
+    DoublePercent,
+    TooShort,
+}
+
+/// Input the API refuses with 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadInput {
+    #[error("parameter {name} must be an integer, got {value:?}")]
+    NotAnInteger { name: &'static str, value: String },
+    #[error("parameter {name} must be between {min} and {max}, got {value}")]
+    OutOfRange {
+        name: &'static str,
+        value: String,
+        min: i64,
+        max: i64,
+    },
+    #[error("the query string is not valid UTF-8 after percent-decoding")]
+    InvalidUtf8,
+    #[error("parameter {name} is longer than {max} characters")]
+    TooLong { name: &'static str, max: usize },
+    #[error("parameter {name} is not a valid pattern: {problem:?}")]
+    InvalidPattern {
+        name: &'static str,
+        problem: PatternProblem,
+    },
+    #[error("target timestamp is required")]
+    TargetTimestampRequired,
+}
+
+fn shorten(value: &str) -> String {
+    const MAX: usize = 64;
+    if value.chars().count() <= MAX {
+        value.to_owned()
+    } else {
+        let mut short: String = value.chars().take(MAX).collect();
+        short.push('…');
+        short
+    }
+}
+
+impl BadInput {
+    pub fn not_an_integer(name: &'static str, value: &str) -> Self {
+        BadInput::NotAnInteger {
+            name,
+            value: shorten(value),
+        }
+    }
+
+    pub fn out_of_range(name: &'static str, value: &str, min: i64, max: i64) -> Self {
+        BadInput::OutOfRange {
+            name,
+            value: shorten(value),
+            min,
+            max,
+        }
+    }
+
+    fn message(&self, lang: Lang) -> String {
+        match self {
+            BadInput::NotAnInteger { name, value } => lang.pick(
+                format!("参数 {name} 必须是整数，收到 {value:?}"),
+                format!("parameter {name} must be an integer, got {value:?}"),
+            ),
+            BadInput::OutOfRange {
+                name,
+                value,
+                min,
+                max,
+            } => lang.pick(
+                format!("参数 {name} 必须在 {min} 到 {max} 之间，收到 {value}"),
+                format!("parameter {name} must be between {min} and {max}, got {value}"),
+            ),
+            BadInput::InvalidUtf8 => lang.pick(
+                "请求参数不是有效的 UTF-8 编码",
+                "the query string is not valid UTF-8 after percent-decoding",
+            ),
+            BadInput::TooLong { name, max } => lang.pick(
+                format!("参数 {name} 过长，最多 {max} 个字符"),
+                format!("parameter {name} is longer than {max} characters"),
+            ),
+            BadInput::InvalidPattern { name, problem } => {
+                let (zh, en) = match problem {
+                    PatternProblem::TooManyPercent => {
+                        ("最多只能包含 2 个 %", "at most 2 '%' are allowed")
+                    }
+                    PatternProblem::DoublePercent => ("不能包含连续的 %%", "'%%' is not allowed"),
+                    PatternProblem::TooShort => (
+                        "除 % 外至少需要 2 个字符",
+                        "at least 2 characters besides '%' are required",
+                    ),
+                };
+                lang.pick(
+                    format!("参数 {name} 的模糊匹配模式无效：{zh}"),
+                    format!("invalid {name} pattern: {en}"),
+                )
+            }
+            // new-api's exact message, in both languages.
+            BadInput::TargetTimestampRequired => "target timestamp is required".to_owned(),
+        }
+    }
+}
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no access token")]
+    NoAccessToken,
+    #[error("invalid access token")]
+    InvalidAccessToken,
+    #[error("New-Api-User header missing")]
+    MissingUserHeader,
+    #[error("New-Api-User header malformed")]
+    MalformedUserHeader,
+    #[error("New-Api-User does not match the access token")]
+    UserMismatch,
+    #[error("user is disabled")]
+    UserDisabled,
+    #[error("role too low")]
+    Forbidden,
+    #[error("unknown or disabled token key")]
+    TokenNotFound,
+    #[error("bad request: {0}")]
+    BadRequest(#[from] BadInput),
+    #[error("{what:?} failed: {source}")]
+    Database {
+        what: Failure,
+        #[source]
+        source: DbError,
+    },
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+}
+
+impl ApiError {
+    pub fn db(what: Failure) -> impl FnOnce(DbError) -> ApiError {
+        move |source| ApiError::Database { what, source }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NoAccessToken
+            | ApiError::InvalidAccessToken
+            | ApiError::MissingUserHeader
+            | ApiError::MalformedUserHeader
+            | ApiError::UserMismatch
+            | ApiError::TokenNotFound => StatusCode::UNAUTHORIZED,
+            ApiError::UserDisabled | ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Database {
+                source: DbError::Timeout(_),
+                ..
+            } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Database { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    /// The message shown to the caller: never internal details.
+    pub fn message(&self, lang: Lang) -> String {
+        match self {
+            ApiError::NoAccessToken => lang.pick(
+                "无权进行此操作，未登录且未提供 access token",
+                "Unauthorized: not logged in and no access token provided",
+            ),
+            ApiError::InvalidAccessToken => lang.pick(
+                "无权进行此操作，access token 无效",
+                "Unauthorized: invalid access token",
+            ),
+            ApiError::MissingUserHeader => lang.pick(
+                "无权进行此操作，未提供 New-Api-User",
+                "Unauthorized: the New-Api-User header is missing",
+            ),
+            ApiError::MalformedUserHeader => lang.pick(
+                "无权进行此操作，New-Api-User 格式错误",
+                "Unauthorized: the New-Api-User header is not a user id",
+            ),
+            ApiError::UserMismatch => lang.pick(
+                "无权进行此操作，New-Api-User 与 access token 不匹配",
+                "Unauthorized: New-Api-User does not match the access token",
+            ),
+            ApiError::UserDisabled => lang.pick("用户已被封禁", "The user has been banned"),
+            ApiError::Forbidden => lang.pick(
+                "无权进行此操作，权限不足",
+                "Forbidden: insufficient privileges",
+            ),
+            ApiError::TokenNotFound => lang.pick(
+                "Token不存在或无权限",
+                "The token does not exist or has no permission",
+            ),
+            ApiError::BadRequest(bad) => bad.message(lang),
+            ApiError::Database { what, .. } => what.message(lang),
+            ApiError::NotFound => lang.pick("接口不存在", "No such endpoint"),
+            ApiError::MethodNotAllowed => {
+                lang.pick("不支持的请求方法", "Method not allowed for this endpoint")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Database { what, source } = &self {
+            tracing::error!(operation = ?what, error = %source, "request failed in ClickHouse");
+        }
+        let body = json!({ "success": false, "message": self.message(current_lang()) });
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_language_prefers_the_highest_weight() {
+        assert_eq!(Lang::from_accept_language(None), Lang::Zh);
+        assert_eq!(Lang::from_accept_language(Some("en-US,en;q=0.9")), Lang::En);
+        assert_eq!(Lang::from_accept_language(Some("zh-CN,en;q=0.8")), Lang::Zh);
+        assert_eq!(
+            Lang::from_accept_language(Some("zh;q=0.5, en;q=0.9")),
+            Lang::En
+        );
+        assert_eq!(Lang::from_accept_language(Some("en;q=0, fr")), Lang::Zh);
+        assert_eq!(Lang::from_accept_language(Some("garbage;;;")), Lang::Zh);
+        assert_eq!(Lang::from_accept_language(Some("EN")), Lang::En);
+    }
+
+    #[test]
+    fn internal_details_never_reach_the_message() {
+        let error = ApiError::Database {
+            what: Failure::Logs,
+            source: DbError::Timeout(Duration::from_secs(1)),
+        };
+        assert_eq!(error.message(Lang::Zh), "获取日志失败");
+        assert_eq!(error.status(), StatusCode::GATEWAY_TIMEOUT);
+    }
+}

@@ -1,0 +1,503 @@
+//! Every ClickHouse query of the API. Values always travel as server-side query parameters
+//! (`{name:Type}` + `param_name`), never inside the SQL text.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clickhouse::{Client, Row};
+use logbus_projections::rows::{LOG_ROW_COLUMNS, LogRow, TokenRow, UserRow};
+use logbus_projections::tables;
+use moka::future::Cache;
+use serde::Deserialize;
+
+use crate::error::DbError;
+use crate::params::{Conditions, LogFilter, Value, escape_like};
+
+/// Most rows `/api/log/search` returns.
+pub const SEARCH_LIMIT: u64 = 100;
+/// Most rows `/api/log/token` returns.
+pub const TOKEN_LOGS_LIMIT: u64 = 1000;
+/// The window of `rpm` and `tpm`, in seconds.
+pub const RATE_WINDOW_SECS: i64 = 60;
+
+const MINUTE: i64 = 60;
+const DAY: i64 = 86_400;
+
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub quota: i64,
+    pub rpm: u64,
+    pub tpm: i64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct Rate {
+    requests: u64,
+    tokens: i64,
+}
+
+impl Store {
+    pub fn new(client: Client, timeout: Duration) -> Self {
+        Self { client, timeout }
+    }
+
+    async fn timed<T>(
+        &self,
+        query: impl Future<Output = clickhouse::error::Result<T>>,
+    ) -> Result<T, DbError> {
+        match tokio::time::timeout(self.timeout, query).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(DbError::Timeout(self.timeout)),
+        }
+    }
+
+    fn query(&self, sql: &str, conditions: &Conditions) -> clickhouse::query::Query {
+        conditions.apply(self.client.query(sql))
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.timed(self.client.query("SELECT 1").fetch_one::<u8>())
+            .await
+            .map(drop)
+    }
+
+    /// One page of logs, newest first, and the exact number of matching logs.
+    pub async fn list(
+        &self,
+        filter: &LogFilter,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<LogRow>, u64), DbError> {
+        let mut conditions = Conditions::default();
+        conditions.dimensions(filter);
+        conditions.time_range("created_at", filter.start, filter.end);
+        let count_sql = format!(
+            "SELECT count() FROM {} {}",
+            tables::LOGS,
+            conditions.where_clause()
+        );
+        let total = self
+            .timed(self.query(&count_sql, &conditions).fetch_one::<u64>())
+            .await?;
+        if total <= offset {
+            return Ok((Vec::new(), total));
+        }
+        let limit_ph = conditions.bind(Value::U64(limit));
+        let offset_ph = conditions.bind(Value::U64(offset));
+        let sql = format!(
+            "SELECT {LOG_ROW_COLUMNS} FROM {} {} ORDER BY created_at DESC, event_id DESC \
+             LIMIT {limit_ph} OFFSET {offset_ph}",
+            tables::LOGS,
+            conditions.where_clause()
+        );
+        let rows = self
+            .timed(self.query(&sql, &conditions).fetch_all::<LogRow>())
+            .await?;
+        Ok((rows, total))
+    }
+
+    /// Logs whose type equals a numeric keyword or whose content contains the keyword
+    /// (case-insensitive, literally), newest first.
+    pub async fn search(
+        &self,
+        user_id: Option<i64>,
+        keyword: &str,
+    ) -> Result<Vec<LogRow>, DbError> {
+        let mut conditions = Conditions::default();
+        if let Some(user_id) = user_id {
+            conditions.compare("user_id", "=", Value::I64(user_id));
+        }
+        let pattern = conditions.bind(Value::Str(escape_like(keyword)));
+        let content = format!("lowerUTF8(content) LIKE concat('%', lowerUTF8({pattern}), '%')");
+        match keyword.trim().parse::<i64>() {
+            Ok(log_type) => {
+                let type_ph = conditions.bind(Value::I64(log_type));
+                conditions.push(format!("(type = {type_ph} OR {content})"));
+            }
+            Err(_) => conditions.push(content),
+        }
+        let limit = conditions.bind(Value::U64(SEARCH_LIMIT));
+        let sql = format!(
+            "SELECT {LOG_ROW_COLUMNS} FROM {} {} ORDER BY created_at DESC, event_id DESC LIMIT {limit}",
+            tables::LOGS,
+            conditions.where_clause()
+        );
+        self.timed(self.query(&sql, &conditions).fetch_all::<LogRow>())
+            .await
+    }
+
+    /// The newest logs of one token.
+    pub async fn token_logs(&self, token: &TokenRow) -> Result<Vec<LogRow>, DbError> {
+        let mut conditions = Conditions::default();
+        conditions.compare("token_id", "=", Value::I64(token.id));
+        conditions.compare("user_id", "=", Value::I64(token.user_id));
+        let limit = conditions.bind(Value::U64(TOKEN_LOGS_LIMIT));
+        let sql = format!(
+            "SELECT {LOG_ROW_COLUMNS} FROM {} {} ORDER BY created_at DESC, event_id DESC LIMIT {limit}",
+            tables::LOGS,
+            conditions.where_clause()
+        );
+        self.timed(self.query(&sql, &conditions).fetch_all::<LogRow>())
+            .await
+    }
+
+    /// Quota over the filters and time range, and rpm/tpm over the last minute before `now`.
+    ///
+    /// Whole minutes inside the range are summed from `logs_minute` (always with `sum()`:
+    /// rows of one key may be unmerged); the partial minutes at either edge come from `logs`.
+    /// A `request_id` filter has no rollup column, so it scans `logs` only.
+    pub async fn stat(&self, filter: &LogFilter, now: i64) -> Result<Stat, DbError> {
+        let quota = self.quota(filter).await?;
+        let mut conditions = Conditions::default();
+        conditions.dimensions(filter);
+        conditions.compare("created_at", ">=", Value::I64(now - RATE_WINDOW_SECS));
+        let sql = format!(
+            "SELECT count() AS requests, sum(prompt_tokens + completion_tokens) AS tokens FROM {} {}",
+            tables::LOGS,
+            conditions.where_clause()
+        );
+        let rate = self
+            .timed(self.query(&sql, &conditions).fetch_one::<Rate>())
+            .await?;
+        Ok(Stat {
+            quota,
+            rpm: rate.requests,
+            tpm: rate.tokens,
+        })
+    }
+
+    async fn quota(&self, filter: &LogFilter) -> Result<i64, DbError> {
+        let start = filter.start;
+        let end = filter.end.filter(|end| *end <= i64::from(u32::MAX));
+        if start.is_some_and(|s| s > i64::from(u32::MAX)) {
+            return Ok(0);
+        }
+        // Whole minutes [first_full, end_full) come from the rollup.
+        let first_full = start.map(|s| (s + MINUTE - 1).div_euclid(MINUTE) * MINUTE);
+        let end_full = end.map(|e| (e + 1).div_euclid(MINUTE) * MINUTE);
+        let use_rollup = filter.request_id.is_none()
+            && match (first_full, end_full) {
+                (Some(a), Some(b)) => a < b,
+                _ => true,
+            };
+        if !use_rollup {
+            return self.raw_quota(filter, &[(start, end)]).await;
+        }
+        let mut conditions = Conditions::default();
+        conditions.dimensions(filter);
+        if let Some(a) = first_full {
+            conditions.compare("minute", ">=", Value::I64(a));
+        }
+        if let Some(b) = end_full {
+            conditions.compare("minute", "<", Value::I64(b));
+        }
+        let sql = format!(
+            "SELECT sum(quota) FROM {} {}",
+            tables::LOGS_MINUTE,
+            conditions.where_clause()
+        );
+        let rolled = self
+            .timed(self.query(&sql, &conditions).fetch_one::<i64>())
+            .await?;
+        // The edges: [start, first_full) and [end_full, end], as inclusive ranges.
+        let mut edges = Vec::new();
+        if let (Some(s), Some(a)) = (start, first_full)
+            && s < a
+        {
+            edges.push((Some(s), Some(a - 1)));
+        }
+        if let (Some(b), Some(e)) = (end_full, end)
+            && b <= e
+        {
+            edges.push((Some(b), Some(e)));
+        }
+        let raw = if edges.is_empty() {
+            0
+        } else {
+            self.raw_quota(filter, &edges).await?
+        };
+        Ok(rolled + raw)
+    }
+
+    /// Sum of quota in `logs` over the union of inclusive ranges.
+    async fn raw_quota(
+        &self,
+        filter: &LogFilter,
+        ranges: &[(Option<i64>, Option<i64>)],
+    ) -> Result<i64, DbError> {
+        let mut conditions = Conditions::default();
+        conditions.dimensions(filter);
+        let mut alternatives = Vec::new();
+        for (start, end) in ranges {
+            // Each range's placeholders are registered on `conditions`.
+            let mut parts = Vec::new();
+            if let Some(s) = start {
+                parts.push(format!("created_at >= {}", conditions.bind(Value::I64(*s))));
+            }
+            if let Some(e) = end {
+                parts.push(format!("created_at <= {}", conditions.bind(Value::I64(*e))));
+            }
+            if parts.is_empty() {
+                parts.push("true".to_owned());
+            }
+            alternatives.push(format!("({})", parts.join(" AND ")));
+        }
+        conditions.push(format!("({})", alternatives.join(" OR ")));
+        let sql = format!(
+            "SELECT sum(quota) FROM {} {}",
+            tables::LOGS,
+            conditions.where_clause()
+        );
+        self.timed(self.query(&sql, &conditions).fetch_one::<i64>())
+            .await
+    }
+
+    /// The latest version of the user holding this access token hash, if any.
+    pub async fn user_by_access_token(&self, hash: &str) -> Result<Option<UserRow>, DbError> {
+        let sql = format!(
+            "SELECT id, username, role, status, `group`, access_token_sha256, version \
+             FROM {users} FINAL WHERE id IN \
+             (SELECT id FROM {users} WHERE access_token_sha256 = {{hash:String}})",
+            users = tables::USERS
+        );
+        let rows = self
+            .timed(
+                self.client
+                    .query(&sql)
+                    .param("hash", hash)
+                    .fetch_all::<UserRow>(),
+            )
+            .await?;
+        // An older version may have held the hash: only the latest version counts.
+        Ok(rows.into_iter().find(|u| u.access_token_sha256 == hash))
+    }
+
+    /// The latest version of the token with this key hash, if any.
+    pub async fn token_by_key(&self, hash: &str) -> Result<Option<TokenRow>, DbError> {
+        let sql = format!(
+            "SELECT id, user_id, name, key_sha256, status, version \
+             FROM {tokens} FINAL WHERE id IN \
+             (SELECT id FROM {tokens} WHERE key_sha256 = {{hash:String}})",
+            tokens = tables::TOKENS
+        );
+        let rows = self
+            .timed(
+                self.client
+                    .query(&sql)
+                    .param("hash", hash)
+                    .fetch_all::<TokenRow>(),
+            )
+            .await?;
+        Ok(rows.into_iter().find(|t| t.key_sha256 == hash))
+    }
+
+    /// Deletes every log with `created_at < target` from `logs` and `logs_minute`, and
+    /// returns how many log rows that was. See docs/api.md for the staging.
+    pub async fn delete_before(&self, target: u32) -> Result<u64, DbError> {
+        let target = i64::from(target);
+        let day_start = target - target.rem_euclid(DAY);
+        let minute_start = target - target.rem_euclid(MINUTE);
+        let boundary_day = partition_id(day_start);
+
+        let mut count = Conditions::default();
+        count.compare("created_at", "<", Value::I64(target));
+        let deleted = self
+            .timed(
+                self.query(
+                    &format!(
+                        "SELECT count() FROM {} {}",
+                        tables::LOGS,
+                        count.where_clause()
+                    ),
+                    &count,
+                )
+                .fetch_one::<u64>(),
+            )
+            .await?;
+
+        // 1. Whole UTC days before the boundary day: drop their partitions (metadata only).
+        for table in [tables::LOGS, tables::LOGS_MINUTE] {
+            for partition in self.partitions_before(table, boundary_day).await? {
+                let sql = format!("ALTER TABLE {table} DROP PARTITION ID {{partition:String}}");
+                self.timed(
+                    self.client
+                        .query(&sql)
+                        .param("partition", partition.as_str())
+                        .execute(),
+                )
+                .await?;
+            }
+        }
+
+        // 2. The boundary day, raw rows: a lightweight delete of [day_start, target).
+        if target > day_start {
+            let mut raw = Conditions::default();
+            raw.compare("created_at", ">=", Value::I64(day_start));
+            raw.compare("created_at", "<", Value::I64(target));
+            let sql = format!("DELETE FROM {} {}", tables::LOGS, raw.where_clause());
+            self.timed(self.query(&sql, &raw).execute()).await?;
+        }
+
+        // 3. The boundary day, rollups: drop the minutes below the cut, and when the cut falls
+        //    inside a minute, rebuild that minute from the raw rows that remain.
+        let recompute = target > minute_start;
+        if target > day_start {
+            let mut rollup = Conditions::default();
+            rollup.compare("minute", ">=", Value::I64(day_start));
+            rollup.compare(
+                "minute",
+                if recompute { "<=" } else { "<" },
+                Value::I64(minute_start),
+            );
+            let sql = format!(
+                "DELETE FROM {} {}",
+                tables::LOGS_MINUTE,
+                rollup.where_clause()
+            );
+            self.timed(self.query(&sql, &rollup).execute()).await?;
+        }
+        if recompute {
+            let mut minute = Conditions::default();
+            minute.compare("created_at", ">=", Value::I64(minute_start));
+            minute.compare("created_at", "<", Value::I64(minute_start + MINUTE));
+            let sql = format!(
+                "INSERT INTO {rollup} (minute, type, user_id, username, token_id, token_name, \
+                   model_name, channel_id, `group`, requests, quota, prompt_tokens, completion_tokens) \
+                 SELECT toStartOfMinute(created_at) AS minute, type, user_id, username, token_id, \
+                   token_name, model_name, channel_id, `group`, count(), sum(quota), \
+                   sum(prompt_tokens), sum(completion_tokens) \
+                 FROM {logs} {where_clause} \
+                 GROUP BY minute, type, user_id, username, token_id, token_name, model_name, \
+                   channel_id, `group`",
+                rollup = tables::LOGS_MINUTE,
+                logs = tables::LOGS,
+                where_clause = minute.where_clause()
+            );
+            // A rebuilt block may equal an earlier one byte for byte: it must not be dropped
+            // as a duplicate insert.
+            self.timed(
+                self.query(&sql, &minute)
+                    .with_setting("insert_deduplicate", "0")
+                    .execute(),
+            )
+            .await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn partitions_before(
+        &self,
+        table: &str,
+        boundary_day: u32,
+    ) -> Result<Vec<String>, DbError> {
+        let partitions = self
+            .timed(
+                self.client
+                    .query(
+                        "SELECT DISTINCT partition_id FROM system.parts \
+                         WHERE database = currentDatabase() AND table = {table:String} AND active",
+                    )
+                    .param("table", table)
+                    .fetch_all::<String>(),
+            )
+            .await?;
+        Ok(partitions
+            .into_iter()
+            .filter(|p| p.len() == 8 && p.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|p| p.parse::<u32>().is_ok_and(|day| day < boundary_day))
+            .collect())
+    }
+}
+
+/// `toYYYYMMDD` of a unix timestamp (UTC).
+pub fn partition_id(timestamp: i64) -> u32 {
+    let days = timestamp.div_euclid(DAY);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year * 10_000 + month * 100 + day) as u32
+}
+
+/// Users and tokens looked up for authentication, cached for a short TTL so that most requests
+/// cost no identity round trip while a disabled user is still locked out within seconds.
+#[derive(Clone)]
+pub struct IdentityCache {
+    store: Store,
+    users: Option<Cache<String, Option<Arc<UserRow>>>>,
+    tokens: Option<Cache<String, Option<Arc<TokenRow>>>>,
+}
+
+impl IdentityCache {
+    pub fn new(store: Store, ttl: Duration) -> Self {
+        fn build<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Option<Cache<String, V>> {
+            (!ttl.is_zero()).then(|| {
+                Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(ttl)
+                    .build()
+            })
+        }
+        Self {
+            store,
+            users: build(ttl),
+            tokens: build(ttl),
+        }
+    }
+
+    pub async fn user(&self, access_token_hash: &str) -> Result<Option<Arc<UserRow>>, DbError> {
+        let load = async {
+            Ok::<_, DbError>(
+                self.store
+                    .user_by_access_token(access_token_hash)
+                    .await?
+                    .map(Arc::new),
+            )
+        };
+        match &self.users {
+            None => load.await,
+            Some(cache) => cache
+                .try_get_with(access_token_hash.to_owned(), load)
+                .await
+                .map_err(|e| (*e).clone()),
+        }
+    }
+
+    pub async fn token(&self, key_hash: &str) -> Result<Option<Arc<TokenRow>>, DbError> {
+        let load =
+            async { Ok::<_, DbError>(self.store.token_by_key(key_hash).await?.map(Arc::new)) };
+        match &self.tokens {
+            None => load.await,
+            Some(cache) => cache
+                .try_get_with(key_hash.to_owned(), load)
+                .await
+                .map_err(|e| (*e).clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_ids_are_utc_days() {
+        assert_eq!(partition_id(0), 19700101);
+        assert_eq!(partition_id(1_700_000_000), 20231114);
+        assert_eq!(partition_id(951_782_400), 20000229);
+        assert_eq!(partition_id(4_294_967_295), 21060207);
+    }
+}
