@@ -34,8 +34,24 @@ launch() {
 launch logbus-ingest "$TARGET/logbus-ingest"
 launch logbus-query-api "$TARGET/logbus-query-api"
 launch logbus-gen "$TARGET/logbus-gen" --rate 200
-sleep 2
-for name in logbus-ingest logbus-query-api logbus-gen; do
-    pid_alive "$name" || die "$name exited at startup: see $LOGS/$name.log"
+API="http://${LOGBUS_API_LISTEN:-127.0.0.1:3000}"
+INGEST="http://${LOGBUS_HTTP_ADDR:-127.0.0.1:9464}"
+ready() { curl -fsS --max-time 2 "$1" >/dev/null 2>&1; }
+for ((i = 0; i < 600; i++)); do
+    for name in logbus-ingest logbus-query-api logbus-gen; do
+        pid_alive "$name" || die "$name exited at startup: see $LOGS/$name.log"
+    done
+    ready "$API/healthz" && ready "$INGEST/readyz" && break
+    sleep 0.1
 done
+ready "$API/healthz" || die "logbus-query-api not ready after 60 s: see $LOGS/logbus-query-api.log"
+ready "$INGEST/readyz" || die "logbus-ingest not ready after 60 s: see $LOGS/logbus-ingest.log"
+TOKEN="$(grep -o 'access token [^ ]*' "$LOGS/logbus-gen.log" | tail -n 1 | cut -d' ' -f3)"
 log "running: logbus-ingest, logbus-query-api, logbus-gen (stop with make down)"
+cat <<EOF
+  query API        $API   (OpenAPI: $API/openapi.json)
+  ingest metrics   $INGEST/metrics
+  demo admin       user 1, access token $TOKEN
+  try:             curl -s -H 'Authorization: Bearer $TOKEN' -H 'New-Api-User: 1' '$API/api/log/?page_size=5'
+                   curl -s -H 'Authorization: Bearer $TOKEN' -H 'New-Api-User: 1' '$API/api/log/stat'
+EOF

@@ -59,8 +59,11 @@ pub struct LogItem {
     /// Seconds.
     pub use_time: i32,
     pub is_stream: bool,
-    /// Channel id.
+    /// Channel id, under new-api's JSON name for it.
     pub channel: i64,
+    /// The same channel id under the name the log-module documentation's example uses, so
+    /// clients written against either naming work.
+    pub channel_id: i64,
     /// Channel name; blank in the user view.
     pub channel_name: String,
     pub token_id: i64,
@@ -117,6 +120,7 @@ impl LogItem {
             use_time: row.use_time,
             is_stream: row.is_stream,
             channel: row.channel_id,
+            channel_id: row.channel_id,
             channel_name: if admin {
                 row.channel_name
             } else {
@@ -567,6 +571,7 @@ mod tests {
         assert!(user.get("ip").is_none());
         assert_eq!(user["other"], r#"{"model_ratio":2}"#);
         assert_eq!(user["channel"], 3);
+        assert_eq!(user["channel_id"], 3);
         let admin = serde_json::to_value(LogItem::new(row, 1, View::Admin)).unwrap();
         assert_eq!(admin["ip"], "10.0.0.1");
         assert_eq!(admin["channel_name"], "secret channel");
