@@ -27,7 +27,15 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: up stack-test
+test: up stack-test lint
 	LOGBUS_TEST_KAFKA=127.0.0.1:$(LOGBUS_KAFKA_PORT) \
 	LOGBUS_TEST_CLICKHOUSE=http://127.0.0.1:$(LOGBUS_CH_PORT) \
 	cargo test --workspace
+
+# Benchmark suite (bench/README.md): logbus vs new-api's PostgreSQL logs table on this machine.
+# Writes bench/results/<date>.md. BENCH_ARGS=--quick for a smoke run.
+.PHONY: bench
+bench: up
+	bench/setup.sh
+	cargo build --release -p logbus-bench -p logbus-ingest -p logbus-query-api
+	target/release/logbus-bench --brokers 127.0.0.1:$(LOGBUS_KAFKA_PORT) $(BENCH_ARGS)

@@ -1,0 +1,341 @@
+//! The logbus side: ClickHouse loading and storage figures, the ingest worker and query API as
+//! child processes (their release binaries), Kafka produce / raw consume.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clickhouse::Client;
+use logbus_projections::rows::{LogRow, TokenRow, UserRow};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+pub fn ch(url: &str) -> Client {
+    Client::default()
+        .with_url(url)
+        .with_validation(false)
+        .with_setting("async_insert", "0")
+}
+
+/// A fresh database with the logbus schema.
+pub async fn fresh_database(url: &str, db: &str) -> Result<Client> {
+    let c = ch(url);
+    c.query(&format!("DROP DATABASE IF EXISTS `{db}`"))
+        .execute()
+        .await
+        .context("dropping the bench database")?;
+    logbus_projections::migrate(&c, db, Default::default())
+        .await
+        .context("migrating the bench database")?;
+    Ok(c.with_database(db))
+}
+
+pub async fn insert_rows(c: &Client, rows: &[LogRow]) -> Result<()> {
+    let mut ins = c.insert::<LogRow>("logs").await?;
+    for r in rows {
+        ins.write(r).await?;
+    }
+    ins.end().await?;
+    Ok(())
+}
+
+pub async fn insert_identity(c: &Client, users: &[UserRow], tokens: &[TokenRow]) -> Result<()> {
+    let mut ins = c.insert::<UserRow>("users").await?;
+    for r in users {
+        ins.write(r).await?;
+    }
+    ins.end().await?;
+    let mut ins = c.insert::<TokenRow>("tokens").await?;
+    for r in tokens {
+        ins.write(r).await?;
+    }
+    ins.end().await?;
+    Ok(())
+}
+
+pub async fn count(c: &Client, table: &str) -> Result<u64> {
+    Ok(c.query(&format!("SELECT count() FROM {table}"))
+        .fetch_one::<u64>()
+        .await?)
+}
+
+/// (bytes on disk of active parts of logs + logs_minute, rows of logs).
+pub async fn storage(c: &Client, db: &str) -> Result<(u64, u64)> {
+    let bytes = c
+        .query(
+            "SELECT toUInt64(sum(bytes_on_disk)) FROM system.parts WHERE active AND database = ? \
+             AND table IN ('logs', 'logs_minute')",
+        )
+        .bind(db)
+        .fetch_one::<u64>()
+        .await?;
+    Ok((bytes, count(c, "logs").await?))
+}
+
+/// A child process killed (SIGTERM, then SIGKILL) when dropped.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn spawn(bin: &Path, envs: &[(&str, String)], log: &Path) -> Result<Proc> {
+        if !bin.exists() {
+            bail!(
+                "{} not built: run `cargo build --release -p logbus-ingest -p logbus-query-api`",
+                bin.display()
+            );
+        }
+        let out = std::fs::File::create(log)?;
+        let mut cmd = Command::new(bin);
+        cmd.stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .env("RUST_LOG", "warn");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        Ok(Proc {
+            child: cmd
+                .spawn()
+                .with_context(|| format!("spawning {}", bin.display()))?,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn stop(&mut self) {
+        if self.alive() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.pid().to_string()])
+                .status();
+            let until = Instant::now() + Duration::from_secs(25);
+            while Instant::now() < until && self.alive() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn release_bin(name: &str) -> PathBuf {
+    let root = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
+    PathBuf::from(root).join("release").join(name)
+}
+
+/// Peak RSS (VmHWM, bytes) and CPU seconds (utime + stime) of a live process.
+pub fn proc_usage(pid: u32) -> Option<(u64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()?
+        * 1024;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of stat are utime and stime; `after` starts at field 3.
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some((hwm, ticks / clock_ticks()))
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+pub async fn create_topics(brokers: &str, topics: &[&str], partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let res = admin
+        .create_topics(
+            &new,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
+        )
+        .await?;
+    for r in res {
+        if let Err((t, e)) = r
+            && e != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
+        {
+            bail!("creating topic {t}: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the benchmark's topics (the dev broker keeps them in memory).
+pub async fn delete_topics(brokers: &str, topics: &[&str]) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    admin
+        .delete_topics(
+            topics,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
+        )
+        .await?;
+    Ok(())
+}
+
+pub fn producer(brokers: &str) -> Result<ThreadedProducer<DefaultProducerContext>> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "500000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("acks", "all")
+        .set("enable.idempotence", "false")
+        .create()?)
+}
+
+/// Sends one event keyed by user id, waiting while the local queue is full.
+pub fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, key: &str, payload: &str) {
+    let mut rec = BaseRecord::to(topic).key(key).payload(payload);
+    loop {
+        match p.send(rec) {
+            Ok(()) => return,
+            Err((e, r)) => {
+                if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) {
+                    std::thread::sleep(Duration::from_millis(2));
+                    rec = r;
+                } else {
+                    eprintln!("bench: produce error: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+pub fn flush(p: &ThreadedProducer<DefaultProducerContext>) -> Result<()> {
+    p.flush(Duration::from_secs(300))?;
+    Ok(())
+}
+
+/// The broker's raw consume rate: an rdkafka consumer that only counts messages of `topic`
+/// from the beginning until `expected`. Returns (messages, seconds).
+pub fn raw_consume(
+    brokers: &str,
+    topic: &str,
+    expected: u64,
+    timeout: Duration,
+) -> Result<(u64, f64)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("bench-raw-{}", std::process::id()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760")
+        .set("fetch.wait.max.ms", "100")
+        .create()?;
+    c.subscribe(&[topic])?;
+    let deadline = Instant::now() + timeout;
+    let mut n = 0u64;
+    let mut start: Option<Instant> = None;
+    while n < expected && Instant::now() < deadline {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            m?;
+            start.get_or_insert_with(Instant::now);
+            n += 1;
+        }
+    }
+    let secs = start.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0);
+    Ok((n, secs))
+}
+
+/// Starts the dev stack's ClickHouse front (devstack/chfront/chfront.py in the devstack venv)
+/// on 127.0.0.1:`port` with a fresh data dir under `work_dir`.
+pub async fn start_chfront(work_dir: &Path, port: u16) -> Result<Proc> {
+    let repo = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let ds = std::env::var("LOGBUS_DEVSTACK_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { repo.join(p) })
+        .unwrap_or_else(|_| repo.join(".devstack"));
+    let python = ds.join("venv/bin/python");
+    let data = work_dir.join("clickhouse");
+    if data.exists() {
+        std::fs::remove_dir_all(&data)?;
+    }
+    std::fs::create_dir_all(&data)?;
+    if !python.exists() {
+        bail!("{} missing: run `make install`", python.display());
+    }
+    let mut cmd = Command::new(&python);
+    cmd.arg(repo.join("devstack/chfront/chfront.py"))
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--data"])
+        .arg(&data)
+        .stdin(Stdio::null());
+    let log = std::fs::File::create(work_dir.join("chfront.log"))?;
+    cmd.stdout(log.try_clone()?).stderr(log);
+    let mut p = Proc {
+        child: cmd.spawn().context("starting chfront")?,
+    };
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/ping"))
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            return Ok(p);
+        }
+        if !p.alive() || start.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "chfront did not start on port {port}: see {}",
+                work_dir.join("chfront.log").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Largest contributors to logbus's bytes on disk: (name, compressed bytes), columns of `logs`
+/// and `logs_minute` and the skip indexes of `logs`.
+pub async fn storage_breakdown(c: &Client, db: &str) -> Result<Vec<(String, u64)>> {
+    let mut out = c
+        .query(
+            "SELECT concat(table, '.', name), toUInt64(data_compressed_bytes) FROM system.columns \
+             WHERE database = ? AND table IN ('logs', 'logs_minute') \
+             UNION ALL SELECT concat(table, ' index ', name), toUInt64(data_compressed_bytes) \
+             FROM system.data_skipping_indices WHERE database = ? AND table = 'logs'",
+        )
+        .bind(db)
+        .bind(db)
+        .fetch_all::<(String, u64)>()
+        .await?;
+    out.sort_by_key(|b| std::cmp::Reverse(b.1));
+    Ok(out)
+}

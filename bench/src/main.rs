@@ -1,0 +1,899 @@
+//! logbus-bench: the benchmark suite of logbus against new-api's PostgreSQL `logs` table, on
+//! the local stack (`make up`). See bench/README.md.
+
+mod data;
+mod logbus;
+mod pg;
+mod queries;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use crate::data::{Generator, Shape};
+use crate::queries::Lat;
+
+/// Benchmarks logbus (ingest, freshness, queries, storage) against new-api's PostgreSQL
+/// `logs` table on the same rows and the same machine, and writes bench/results/<date>.md.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "logbus-bench", version)]
+struct Config {
+    /// Smoke-run sizes: 100k events, 500k query rows, short time budgets.
+    #[arg(long)]
+    quick: bool,
+    /// Events published for the ingest measurement.
+    #[arg(long, default_value_t = 2_000_000)]
+    events: u64,
+    /// Rows of the query data set (the same rows in logbus and in PostgreSQL).
+    #[arg(long, default_value_t = 10_000_000)]
+    query_rows: u64,
+    /// Days the query data set spans (ending now).
+    #[arg(long, default_value_t = 7)]
+    span_days: u32,
+    #[arg(long, default_value_t = 2_000)]
+    users: u32,
+    #[arg(long, default_value_t = 5_000)]
+    tokens: u32,
+    #[arg(long, default_value_t = 40)]
+    models: u32,
+    #[arg(long, default_value_t = 20)]
+    channels: u32,
+    #[arg(long, default_value_t = 4)]
+    groups: u32,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Search keyword (a substring of about 0.4% of the rows' content by default).
+    #[arg(long, default_value = data::DEFAULT_KEYWORD)]
+    keyword: String,
+    /// Second search keyword, rare (about 1 row in 100,000 by default).
+    #[arg(long, default_value = data::RARE_KEYWORD)]
+    rare_keyword: String,
+    /// Results file; default bench/results/<UTC date>.md (or <date>-quick.md with --quick).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Working directory (PostgreSQL data, logs of the child processes).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../.devstack/bench"))]
+    work_dir: PathBuf,
+    /// Loopback port of the baseline PostgreSQL the benchmark starts.
+    #[arg(long, default_value_t = 54329)]
+    pg_port: u16,
+    /// PostgreSQL shared_buffers.
+    #[arg(long, default_value = "4GB")]
+    pg_shared_buffers: String,
+    /// Concurrent single-row INSERT writers (a gateway's request handlers).
+    #[arg(long, default_value_t = 8)]
+    pg_writers: usize,
+    /// Longest the single-row INSERT measurement runs (it stops earlier when all events are in).
+    #[arg(long, default_value_t = 60)]
+    pg_insert_secs: u64,
+    #[arg(long, env = "LOGBUS_BENCH_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// ClickHouse HTTP URL to benchmark against. Unset: the benchmark starts its own instance
+    /// of the dev stack's ClickHouse front (devstack/chfront over chDB, the same code and engine
+    /// as `make up`) on --ch-port with a fresh data dir, so other users of the shared stack
+    /// neither disturb the figures nor see the bench data.
+    #[arg(long, env = "LOGBUS_BENCH_CLICKHOUSE")]
+    clickhouse_url: Option<String>,
+    /// Port of the benchmark's own ClickHouse front (when --clickhouse-url is unset).
+    #[arg(long, default_value_t = 8124)]
+    ch_port: u16,
+    /// Partitions of the bench logs topic.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// Seconds of fixed-rate publishing for the freshness measurement.
+    #[arg(long, default_value_t = 30)]
+    fresh_secs: u64,
+    /// Port of the query API the benchmark starts.
+    #[arg(long, default_value_t = 3907)]
+    api_port: u16,
+    /// Timed requests per query case and side (sequential).
+    #[arg(long, default_value_t = 50)]
+    iterations: usize,
+    /// Longest one query case may be measured on one side, seconds (at least 5 requests).
+    #[arg(long, default_value_t = 15)]
+    query_secs: u64,
+    /// Skip the ingest measurements (and the single-row INSERT baseline).
+    #[arg(long)]
+    skip_ingest: bool,
+    /// Skip the query and storage measurements.
+    #[arg(long)]
+    skip_queries: bool,
+}
+
+impl Config {
+    fn apply_quick(&mut self) {
+        if self.quick {
+            self.events = self.events.min(100_000);
+            self.query_rows = self.query_rows.min(500_000);
+            self.pg_insert_secs = self.pg_insert_secs.min(10);
+            self.fresh_secs = self.fresh_secs.min(10);
+            self.iterations = self.iterations.min(20);
+            self.query_secs = self.query_secs.min(5);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Ingest {
+    events: u64,
+    produce_secs: f64,
+    e2e_rate: f64,
+    e2e_secs: f64,
+    raw_rate: f64,
+    rss_peak: u64,
+    cpu_pct: f64,
+    ch_cpu_pct: Option<f64>,
+    fresh_rate: f64,
+    fresh_n: u64,
+    fresh_p50_ms: f64,
+    fresh_p99_ms: f64,
+    pg_rows: u64,
+    pg_secs: f64,
+    error: Option<String>,
+}
+
+#[derive(Default)]
+struct Queries {
+    rows: u64,
+    ch_load_secs: f64,
+    pg_load_secs: f64,
+    pg_index_secs: f64,
+    ch_bytes: u64,
+    ch_rows: u64,
+    pg_bytes: i64,
+    pg_rows: i64,
+    cases: Vec<(String, Lat, Lat)>,
+    breakdown: Vec<(String, u64)>,
+    error: Option<String>,
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+fn utc_date(secs: u64) -> String {
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let os = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("PRETTY_NAME=")).map(|l| {
+                l.trim_start_matches("PRETTY_NAME=")
+                    .trim_matches('"')
+                    .to_string()
+            })
+        })
+        .unwrap_or_default();
+    format!(
+        "{cores} vCPU {cpu}, {:.0} GiB RAM, {os}",
+        mem / 1024.0 / 1024.0
+    )
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut cfg = Config::parse();
+    cfg.apply_quick();
+    // On Ctrl-C / SIGTERM the suite future is dropped, which stops PostgreSQL, ClickHouse and
+    // the logbus processes it started.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = suite(cfg) => r,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+        _ = term.recv() => anyhow::bail!("terminated"),
+    }
+}
+
+async fn suite(mut cfg: Config) -> Result<()> {
+    std::fs::create_dir_all(&cfg.work_dir)?;
+    let work_dir = std::fs::canonicalize(&cfg.work_dir)?;
+    let started = Instant::now();
+    let load_start = loadavg();
+    let machine = machine();
+    eprintln!("bench: {machine}");
+    eprintln!("bench: {cfg:?}");
+
+    let _chfront = match &cfg.clickhouse_url {
+        Some(_) => None,
+        None => {
+            let p = logbus::start_chfront(&work_dir, cfg.ch_port).await?;
+            cfg.clickhouse_url = Some(format!("http://127.0.0.1:{}", cfg.ch_port));
+            Some(p)
+        }
+    };
+    let pg = pg::Postgres::start(&work_dir, cfg.pg_port, &cfg.pg_shared_buffers)
+        .context("starting the baseline PostgreSQL")?;
+    eprintln!("bench: {} on 127.0.0.1:{}", pg.version, pg.port);
+
+    let ingest = if cfg.skip_ingest {
+        None
+    } else {
+        let mut r = Ingest::default();
+        let ch_pid = _chfront.as_ref().map(|p| p.pid());
+        if let Err(e) = ingest(&cfg, &work_dir, &pg, ch_pid, &mut r).await {
+            eprintln!("bench: ingest measurement failed: {e:#}");
+            r.error = Some(format!("{e:#}"));
+        }
+        Some(r)
+    };
+
+    let queries = if cfg.skip_queries {
+        None
+    } else {
+        let mut q = Queries::default();
+        if let Err(e) = query_suite(&cfg, &work_dir, &pg, &mut q).await {
+            eprintln!("bench: query measurement failed: {e:#}");
+            q.error = Some(format!("{e:#}"));
+        }
+        Some(q)
+    };
+
+    let load = format!("{load_start} at the start, {} at the end", loadavg());
+    let report = report(
+        &cfg,
+        &machine,
+        &load,
+        &pg.version,
+        ingest.as_ref(),
+        queries.as_ref(),
+        started.elapsed(),
+    );
+    let out = cfg.out.clone().unwrap_or_else(|| {
+        let date = utc_date(now_unix() as u64);
+        let name = if cfg.quick {
+            format!("{date}-quick.md")
+        } else {
+            format!("{date}.md")
+        };
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/results")).join(name)
+    });
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&out, &report)?;
+    println!("{report}");
+    eprintln!(
+        "bench: wrote {} in {:.0} s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(pg);
+    Ok(())
+}
+
+async fn ingest(
+    cfg: &Config,
+    work_dir: &std::path::Path,
+    pg: &pg::Postgres,
+    ch_pid: Option<u32>,
+    r: &mut Ingest,
+) -> Result<()> {
+    let db = "logbus_bench_ingest";
+    let run_id = format!("{}", now_unix() as u64);
+    let topic = format!("bench.logs.{run_id}");
+    let identity_topic = format!("bench.identity.{run_id}");
+    let dlq_topic = format!("bench.logs.dlq.{run_id}");
+
+    // The events: the realistic mix of the query data set, over the last day.
+    let end = now_unix() as u32;
+    let shape = Shape {
+        rows: cfg.events,
+        span_days: 1,
+        users: cfg.users,
+        tokens: cfg.tokens,
+        models: cfg.models,
+        channels: cfg.channels,
+        groups: cfg.groups,
+        seed: cfg.seed + 1,
+        end,
+    };
+    let mut g = Generator::new(shape);
+    let mut rows = Vec::with_capacity(cfg.events as usize);
+    while let Some(c) = g.next_chunk(100_000) {
+        rows.extend(c);
+    }
+    let payloads: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.user_id.to_string(), data::event_json(r)))
+        .collect();
+    let avg_bytes =
+        payloads.iter().map(|p| p.1.len()).sum::<usize>() as f64 / payloads.len().max(1) as f64;
+    eprintln!(
+        "bench: {} events generated ({avg_bytes:.0} B of JSON each)",
+        payloads.len()
+    );
+
+    let ch = logbus::fresh_database(cfg.clickhouse_url.as_deref().unwrap_or_default(), db).await?;
+    logbus::create_topics(
+        &cfg.brokers,
+        &[&topic, &identity_topic, &dlq_topic],
+        cfg.partitions,
+    )
+    .await?;
+    let envs = vec![
+        ("LOGBUS_KAFKA_BROKERS", cfg.brokers.clone()),
+        ("LOGBUS_GROUP_ID", format!("bench-ingest-{run_id}")),
+        ("LOGBUS_LOGS_TOPIC", topic.clone()),
+        ("LOGBUS_IDENTITY_TOPIC", identity_topic.clone()),
+        ("LOGBUS_DLQ_TOPIC", dlq_topic.clone()),
+        (
+            "LOGBUS_CLICKHOUSE_URL",
+            cfg.clickhouse_url.clone().unwrap_or_default(),
+        ),
+        ("LOGBUS_CLICKHOUSE_DATABASE", db.to_string()),
+        ("LOGBUS_HTTP_ADDR", "127.0.0.1:9477".to_string()),
+    ];
+    let mut worker = logbus::Proc::spawn(
+        &logbus::release_bin("logbus-ingest"),
+        &envs,
+        &work_dir.join("ingest.log"),
+    )?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    anyhow::ensure!(
+        worker.alive(),
+        "logbus-ingest exited at startup: see {}",
+        work_dir.join("ingest.log").display()
+    );
+    let pid = worker.pid();
+    let (_, cpu0) = logbus::proc_usage(pid).unwrap_or_default();
+    let ch_cpu0 = ch_pid.and_then(logbus::proc_usage).map(|u| u.1);
+
+    // 1. End-to-end throughput: publish everything as fast as the producer can, the worker
+    //    draining concurrently, until every row is queryable.
+    let n = payloads.len() as u64;
+    let payloads = Arc::new(payloads);
+    let t0 = now_unix();
+    let t0i = Instant::now();
+    let producer = {
+        let (brokers, topic, payloads) = (cfg.brokers.clone(), topic.clone(), payloads.clone());
+        std::thread::spawn(move || -> Result<f64> {
+            let p = logbus::producer(&brokers)?;
+            let start = Instant::now();
+            for (k, v) in payloads.iter() {
+                logbus::send(&p, &topic, k, v);
+            }
+            logbus::flush(&p)?;
+            Ok(start.elapsed().as_secs_f64())
+        })
+    };
+    let timeout = Duration::from_secs(120 + n / 2_000);
+    let mut last = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let c = logbus::count(&ch, "logs").await.unwrap_or(0);
+        if c != last {
+            eprintln!(
+                "bench: ingest {c}/{n} rows queryable after {:.1} s",
+                t0i.elapsed().as_secs_f64()
+            );
+            last = c;
+        }
+        if c >= n {
+            break;
+        }
+        anyhow::ensure!(worker.alive(), "logbus-ingest exited during the run");
+        anyhow::ensure!(
+            t0i.elapsed() < timeout,
+            "only {c}/{n} rows queryable after {timeout:?}"
+        );
+    }
+    r.produce_secs = producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("producer panicked"))??;
+    let t_done = ch
+        .query("SELECT toFloat64(toUnixTimestamp64Milli(max(ingested_at))) / 1000 FROM logs")
+        .fetch_one::<f64>()
+        .await?;
+    let (rss, cpu1) = logbus::proc_usage(pid).unwrap_or_default();
+    r.events = n;
+    r.e2e_secs = t_done - t0;
+    r.e2e_rate = n as f64 / r.e2e_secs;
+    r.cpu_pct = (cpu1 - cpu0) / r.e2e_secs * 100.0;
+    if let (Some(c0), Some((_, c1))) = (ch_cpu0, ch_pid.and_then(logbus::proc_usage)) {
+        r.ch_cpu_pct = Some((c1 - c0) / (t0i.elapsed().as_secs_f64()) * 100.0);
+    }
+    r.rss_peak = rss;
+    eprintln!(
+        "bench: ingest {:.0} events/s end to end ({:.1} s; producer alone {:.1} s), peak RSS {} MB, CPU {:.0}%",
+        r.e2e_rate,
+        r.e2e_secs,
+        r.produce_secs,
+        rss / 1_000_000,
+        r.cpu_pct
+    );
+
+    // 2. Freshness at about half the measured rate.
+    let rate = (r.e2e_rate / 2.0).max(100.0);
+    r.fresh_rate = rate;
+    let fresh_total = (rate * cfg.fresh_secs as f64) as u64;
+    let fresh = {
+        let (brokers, topic) = (cfg.brokers.clone(), topic.clone());
+        let rows_src: Vec<_> = rows.iter().take(fresh_total as usize).cloned().collect();
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(cfg.seed + 2);
+        std::thread::spawn(move || -> Result<u64> {
+            let p = logbus::producer(&brokers)?;
+            let start = Instant::now();
+            let mut sent = 0u64;
+            while sent < fresh_total {
+                let due = ((start.elapsed().as_secs_f64() * rate) as u64).min(fresh_total);
+                while sent < due {
+                    let mut row = rows_src[(sent as usize) % rows_src.len().max(1)].clone();
+                    row.event_id = data::new_event_id(&mut rng);
+                    let ms = (now_unix() * 1000.0) as u64;
+                    row.created_at = (ms / 1000) as u32;
+                    row.request_id = format!("fresh-{ms}");
+                    logbus::send(
+                        &p,
+                        &topic,
+                        &row.user_id.to_string(),
+                        &data::event_json(&row),
+                    );
+                    sent += 1;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            logbus::flush(&p)?;
+            Ok(sent)
+        })
+    };
+    let sent = fresh
+        .join()
+        .map_err(|_| anyhow::anyhow!("producer panicked"))??;
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let c = logbus::count(&ch, "logs").await.unwrap_or(0);
+        if c >= n + sent || Instant::now() > until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (p50, p99, cnt) = ch
+        .query(
+            "SELECT quantileExact(0.5)(d), quantileExact(0.99)(d), count() FROM (SELECT \
+             toFloat64(toUnixTimestamp64Milli(ingested_at) - toInt64(substring(request_id, 7))) AS d \
+             FROM logs WHERE startsWith(request_id, 'fresh-'))",
+        )
+        .fetch_one::<(f64, f64, u64)>()
+        .await?;
+    r.fresh_n = cnt;
+    r.fresh_p50_ms = p50;
+    r.fresh_p99_ms = p99;
+    if let Some((rss, _)) = logbus::proc_usage(pid) {
+        r.rss_peak = r.rss_peak.max(rss);
+    }
+    eprintln!(
+        "bench: freshness at {rate:.0} events/s: p50 {p50:.0} ms, p99 {p99:.0} ms ({cnt}/{sent} rows)"
+    );
+    worker.stop();
+
+    // 3. The broker's raw consume rate of the same topic (all N + freshness events).
+    let expect = n + sent;
+    let (got, secs) = tokio::task::spawn_blocking({
+        let (b, t) = (cfg.brokers.clone(), topic.clone());
+        move || logbus::raw_consume(&b, &t, expect, Duration::from_secs(600))
+    })
+    .await??;
+    r.raw_rate = got as f64 / secs.max(1e-9);
+    eprintln!(
+        "bench: raw consume {got} messages in {secs:.1} s = {:.0}/s",
+        r.raw_rate
+    );
+    if let Err(e) =
+        logbus::delete_topics(&cfg.brokers, &[&topic, &identity_topic, &dlq_topic]).await
+    {
+        eprintln!("bench: deleting the bench topics: {e:#}");
+    }
+
+    // 4. Baseline: 8 writers doing single-row INSERTs of the same events.
+    let c = pg.connect().await?;
+    pg::create_schema(&c, true).await?;
+    let rows = Arc::new(rows);
+    let (done, secs) = pg::single_row_inserts(
+        pg,
+        rows,
+        cfg.pg_writers,
+        Duration::from_secs(cfg.pg_insert_secs),
+    )
+    .await?;
+    r.pg_rows = done;
+    r.pg_secs = secs;
+    eprintln!(
+        "bench: PostgreSQL single-row INSERTs: {done} rows in {secs:.1} s = {:.0}/s",
+        done as f64 / secs
+    );
+    Ok(())
+}
+
+async fn query_suite(
+    cfg: &Config,
+    work_dir: &std::path::Path,
+    pg: &pg::Postgres,
+    q: &mut Queries,
+) -> Result<()> {
+    let db = "logbus_bench";
+    let end = (now_unix() as u32) / 60 * 60;
+    let shape = Shape {
+        rows: cfg.query_rows,
+        span_days: cfg.span_days,
+        users: cfg.users,
+        tokens: cfg.tokens,
+        models: cfg.models,
+        channels: cfg.channels,
+        groups: cfg.groups,
+        seed: cfg.seed,
+        end,
+    };
+    let ch = logbus::fresh_database(cfg.clickhouse_url.as_deref().unwrap_or_default(), db).await?;
+    let pgc = pg.connect().await?;
+    pg::create_schema(&pgc, false).await?;
+    let (users, tokens) = data::identity(&shape);
+    logbus::insert_identity(&ch, &users, &tokens).await?;
+
+    // Load the same rows into both, concurrently, chunk by chunk.
+    let mut g = Generator::new(shape.clone());
+    let mut loaded = 0u64;
+    let t = Instant::now();
+    while let Some(chunk) = g.next_chunk(250_000) {
+        let copy = pg::copy_chunk(&chunk);
+        let (a, b) = tokio::join!(
+            async {
+                let t = Instant::now();
+                logbus::insert_rows(&ch, &chunk)
+                    .await
+                    .map(|_| t.elapsed().as_secs_f64())
+            },
+            async {
+                let t = Instant::now();
+                pg::copy_in(&pgc, copy)
+                    .await
+                    .map(|_| t.elapsed().as_secs_f64())
+            }
+        );
+        q.ch_load_secs += a.context("ClickHouse insert")?;
+        q.pg_load_secs += b.context("PostgreSQL COPY")?;
+        loaded += chunk.len() as u64;
+        eprintln!(
+            "bench: query data set {loaded}/{} rows loaded ({:.0} s)",
+            shape.rows,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    q.rows = loaded;
+    let t = Instant::now();
+    pg::create_indexes(&pgc).await?;
+    q.pg_index_secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "bench: PostgreSQL indexes + VACUUM ANALYZE in {:.0} s",
+        q.pg_index_secs
+    );
+
+    // Storage.
+    let (b, n) = logbus::storage(&ch, db).await?;
+    q.ch_bytes = b;
+    q.ch_rows = n;
+    q.breakdown = logbus::storage_breakdown(&ch, db)
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("bench: storage breakdown: {e:#}");
+            Vec::new()
+        });
+    let (b, n) = pg::table_bytes(&pgc).await?;
+    q.pg_bytes = b;
+    q.pg_rows = n;
+    eprintln!(
+        "bench: storage logbus {:.1} B/row, PostgreSQL {:.1} B/row",
+        q.ch_bytes as f64 / q.ch_rows.max(1) as f64,
+        q.pg_bytes as f64 / q.pg_rows.max(1) as f64
+    );
+
+    // Queries.
+    let mut api = logbus::Proc::spawn(
+        &logbus::release_bin("logbus-query-api"),
+        &[
+            ("LOGBUS_API_LISTEN", format!("127.0.0.1:{}", cfg.api_port)),
+            (
+                "LOGBUS_CLICKHOUSE_URL",
+                cfg.clickhouse_url.clone().unwrap_or_default(),
+            ),
+            ("LOGBUS_CLICKHOUSE_DATABASE", db.to_string()),
+        ],
+        &work_dir.join("query-api.log"),
+    )?;
+    let base = format!("http://127.0.0.1:{}", cfg.api_port);
+    let client = reqwest::Client::new();
+    let ready = Instant::now();
+    while client
+        .get(format!("{base}/api/status"))
+        .send()
+        .await
+        .is_err()
+    {
+        anyhow::ensure!(
+            api.alive(),
+            "logbus-query-api exited: see {}",
+            work_dir.join("query-api.log").display()
+        );
+        anyhow::ensure!(
+            ready.elapsed() < Duration::from_secs(30),
+            "logbus-query-api did not listen in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let http = queries::Http {
+        client,
+        base,
+        admin_id: data::admin_id(&shape),
+    };
+    let budget = Duration::from_secs(cfg.query_secs);
+    let running = Arc::new(AtomicBool::new(true));
+    for case in queries::cases(&shape, &cfg.keyword, &cfg.rare_keyword) {
+        let a = queries::run_http(&http, &case, cfg.iterations, budget).await;
+        let b = queries::run_pg(&pgc, &case, cfg.iterations, budget).await;
+        eprintln!(
+            "bench: {:<40} logbus p50 {:>8.1} p99 {:>8.1} ms {}| PostgreSQL p50 {:>8.1} p99 {:>8.1} ms {}",
+            case.name,
+            a.p50_ms,
+            a.p99_ms,
+            a.error.as_deref().unwrap_or(""),
+            b.p50_ms,
+            b.p99_ms,
+            b.error.as_deref().unwrap_or("")
+        );
+        q.cases.push((case.name.to_string(), a, b));
+    }
+    running.store(false, Ordering::Relaxed);
+    api.stop();
+    Ok(())
+}
+
+fn ratio(num: f64, den: f64) -> String {
+    if num > 0.0 && den > 0.0 && num.is_finite() && den.is_finite() {
+        format!("{:.1}x", num / den)
+    } else {
+        "–".into()
+    }
+}
+
+fn ms(l: &Lat, p99: bool) -> String {
+    match &l.error {
+        Some(_) => "error".into(),
+        None if l.n == 0 => "–".into(),
+        None => format!("{:.1} ms", if p99 { l.p99_ms } else { l.p50_ms }),
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn report(
+    cfg: &Config,
+    machine: &str,
+    load: &str,
+    pg_version: &str,
+    ingest: Option<&Ingest>,
+    queries: Option<&Queries>,
+    took: Duration,
+) -> String {
+    let mut s = String::new();
+    let date = utc_date(now_unix() as u64);
+    let m = "this machine";
+    let _ = writeln!(s, "# logbus benchmark — {date}\n");
+    let _ = writeln!(
+        s,
+        "- **machine:** {machine}; load average (1/5/15 min) {load} — the machine's 2 cores are shared with other work, which shows in the p99s"
+    );
+    let _ = writeln!(
+        s,
+        "- **stack:** Kafka {} (dev stack tansu broker, in-memory); ClickHouse {}; logbus-ingest and logbus-query-api release builds; baseline {pg_version} (Debian package, loopback, shared_buffers {}, synchronous_commit on)",
+        cfg.brokers,
+        if cfg.clickhouse_url.as_deref()
+            == Some(format!("http://127.0.0.1:{}", cfg.ch_port).as_str())
+        {
+            "the bench's own instance of the dev stack's chfront (ClickHouse HTTP over chDB), fresh data dir"
+        } else {
+            cfg.clickhouse_url.as_deref().unwrap_or("")
+        },
+        cfg.pg_shared_buffers
+    );
+    let _ = writeln!(
+        s,
+        "- **sizes:** {} ingest events; query data set {} rows over {} days, {} users (Zipf), {} tokens, {} models, {} channels, {} groups{}",
+        cfg.events,
+        cfg.query_rows,
+        cfg.span_days,
+        cfg.users,
+        cfg.tokens,
+        cfg.models,
+        cfg.channels,
+        cfg.groups,
+        if cfg.quick {
+            " (**--quick smoke run**)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        s,
+        "- **command:** `make bench` ({}); suite took {:.0} s\n",
+        std::env::args().collect::<Vec<_>>().join(" "),
+        took.as_secs_f64()
+    );
+    let _ = writeln!(
+        s,
+        "| figure | logbus | baseline (PostgreSQL) | ratio | target | machine |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    if let Some(i) = ingest {
+        if let Some(e) = &i.error {
+            let _ = writeln!(
+                s,
+                "| ingest | error: {} | | | | {m} |",
+                e.replace('|', "/").replace('\n', " ")
+            );
+        }
+        let pg_rate = if i.pg_secs > 0.0 {
+            i.pg_rows as f64 / i.pg_secs
+        } else {
+            0.0
+        };
+        if i.events > 0 {
+            let _ = writeln!(
+                s,
+                "| ingest throughput, first produce → all rows queryable ({} events) | {:.0} events/s | {:.0} rows/s ({} writers × single-row INSERT, {} rows in {:.0} s) | {} | ≥ 20x | {m} |",
+                i.events,
+                i.e2e_rate,
+                pg_rate,
+                cfg.pg_writers,
+                i.pg_rows,
+                i.pg_secs,
+                ratio(i.e2e_rate, pg_rate)
+            );
+            let _ = writeln!(
+                s,
+                "| ingest vs broker raw consume rate | {:.0} events/s | raw consume {:.0} msg/s | {:.2} of raw | ≥ 0.8 | {m} |",
+                i.e2e_rate,
+                i.raw_rate,
+                if i.raw_rate > 0.0 {
+                    i.e2e_rate / i.raw_rate
+                } else {
+                    0.0
+                }
+            );
+            let _ = writeln!(
+                s,
+                "| freshness p50 / p99 at {:.0} events/s ({} events) | {:.0} / {:.0} ms | – | – | p99 ≤ 2000 ms | {m} |",
+                i.fresh_rate, i.fresh_n, i.fresh_p50_ms, i.fresh_p99_ms
+            );
+            let _ = writeln!(
+                s,
+                "| ingest worker peak RSS (VmHWM) / CPU at full rate | {:.0} MB / {:.0}% of one core | – | – | ≤ 200 MB | {m} |",
+                i.rss_peak as f64 / 1_000_000.0,
+                i.cpu_pct
+            );
+            if let Some(c) = i.ch_cpu_pct {
+                let _ = writeln!(
+                    s,
+                    "| ClickHouse (chfront + chDB process) CPU during the ingest run | {c:.0}% of one core | – | – | (what bounds ingest) | {m} |"
+                );
+            }
+        }
+    }
+    if let Some(q) = queries {
+        if let Some(e) = &q.error {
+            let _ = writeln!(
+                s,
+                "| queries | error: {} | | | | {m} |",
+                e.replace('|', "/").replace('\n', " ")
+            );
+        }
+        if q.ch_rows > 0 {
+            let a = q.ch_bytes as f64 / q.ch_rows as f64;
+            let b = q.pg_bytes as f64 / q.pg_rows.max(1) as f64;
+            let _ = writeln!(
+                s,
+                "| storage per log row ({} rows; logbus: logs + logs_minute active parts; PG: pg_total_relation_size) | {a:.1} B | {b:.1} B | {} smaller | ≥ 5x | {m} |",
+                q.ch_rows,
+                ratio(b, a)
+            );
+            let _ = writeln!(
+                s,
+                "| bulk load of the query data set (concurrent, informational) | {:.0} s (RowBinary INSERT) | {:.0} s COPY + {:.0} s indexes/VACUUM ANALYZE | | | {m} |",
+                q.ch_load_secs, q.pg_load_secs, q.pg_index_secs
+            );
+        }
+        for (name, a, b) in &q.cases {
+            let target = if name.starts_with("admin list p1") {
+                if name.ends_with("no filter") {
+                    "p99 ≤ 100 ms, ≥ 1x"
+                } else {
+                    "p99 ≤ 100 ms, ≥ 10x"
+                }
+            } else if name.contains("stat") {
+                "≤ 50 ms, ≥ 10x"
+            } else if name.contains("search") {
+                "≤ 300 ms, ≥ 10x"
+            } else {
+                "≥ 10x"
+            };
+            let err = |l: &Lat| {
+                l.error
+                    .as_ref()
+                    .map(|e| format!(" ({})", e.replace('|', "/").replace('\n', " ")))
+                    .unwrap_or_default()
+            };
+            let _ = writeln!(
+                s,
+                "| {name}: p50 / p99 / req/s | {} / {} / {:.0}{} | {} / {} / {:.0}{} | p50 {} p99 {} faster | {target} | {m} |",
+                ms(a, false),
+                ms(a, true),
+                a.rps,
+                err(a),
+                ms(b, false),
+                ms(b, true),
+                b.rps,
+                err(b),
+                ratio(b.p50_ms, a.p50_ms),
+                ratio(b.p99_ms, a.p99_ms)
+            );
+        }
+    }
+    if let Some(q) = queries
+        && !q.breakdown.is_empty()
+        && q.ch_rows > 0
+    {
+        let _ = writeln!(
+            s,
+            "\nlogbus bytes on disk per row, largest parts (compressed):\n"
+        );
+        let _ = writeln!(s, "| column / index | B per log row |");
+        let _ = writeln!(s, "|---|---|");
+        for (name, bytes) in q.breakdown.iter().take(12) {
+            let _ = writeln!(s, "| {name} | {:.1} |", *bytes as f64 / q.ch_rows as f64);
+        }
+    }
+    s
+}

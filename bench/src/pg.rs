@@ -1,0 +1,353 @@
+//! The peer baseline: new-api's `logs` table on PostgreSQL (the Debian package), started by the
+//! benchmark on a loopback port with its data under `.devstack/bench/pg`, and the SQL new-api's
+//! GORM code issues against it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use futures::SinkExt;
+use logbus_projections::rows::LogRow;
+use tokio_postgres::{Client, NoTls};
+
+/// new-api's `logs` table (model/log.go) as GORM creates it on PostgreSQL, with the indexes
+/// the issue lists.
+pub const SCHEMA: &str = r#"
+CREATE TABLE logs (
+    id bigserial PRIMARY KEY,
+    user_id bigint,
+    created_at bigint,
+    type bigint,
+    content text,
+    username text DEFAULT '',
+    token_name text DEFAULT '',
+    model_name text DEFAULT '',
+    quota bigint DEFAULT 0,
+    prompt_tokens bigint DEFAULT 0,
+    completion_tokens bigint DEFAULT 0,
+    use_time bigint DEFAULT 0,
+    is_stream boolean,
+    channel_id bigint,
+    token_id bigint DEFAULT 0,
+    "group" text,
+    ip text DEFAULT '',
+    other text
+);
+"#;
+
+pub const INDEXES: &[&str] = &[
+    "CREATE INDEX idx_created_at_id ON logs (created_at, id)",
+    "CREATE INDEX idx_user_id_id ON logs (user_id, id)",
+    "CREATE INDEX idx_logs_type ON logs (type)",
+    "CREATE INDEX idx_logs_username ON logs (username)",
+    "CREATE INDEX idx_logs_token_name ON logs (token_name)",
+    "CREATE INDEX idx_logs_model_name ON logs (model_name)",
+    "CREATE INDEX idx_logs_channel_id ON logs (channel_id)",
+    "CREATE INDEX idx_logs_group ON logs (\"group\")",
+];
+
+const COLUMNS: &str = "user_id, created_at, type, content, username, token_name, model_name, \
+    quota, prompt_tokens, completion_tokens, use_time, is_stream, channel_id, token_id, \"group\", ip, other";
+
+pub struct Postgres {
+    pub bin: PathBuf,
+    pub data: PathBuf,
+    pub port: u16,
+    pub version: String,
+    as_postgres: bool,
+}
+
+fn find_bin() -> Result<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .context("PostgreSQL is not installed (/usr/lib/postgresql missing): run bench/setup.sh")?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("postgres").exists())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .context("no /usr/lib/postgresql/*/bin/postgres: run bench/setup.sh")
+}
+
+impl Postgres {
+    /// A fresh cluster (the old one, if any, is stopped and removed) on 127.0.0.1:`port`.
+    pub fn start(dir: &Path, port: u16, shared_buffers: &str) -> Result<Postgres> {
+        let bin = find_bin()?;
+        let as_postgres = is_root();
+        let data = dir.join("pg");
+        let pg = Postgres {
+            version: String::from_utf8_lossy(
+                &Command::new(bin.join("postgres"))
+                    .arg("--version")
+                    .output()?
+                    .stdout,
+            )
+            .trim()
+            .to_string(),
+            bin,
+            data: data.clone(),
+            port,
+            as_postgres,
+        };
+        pg.stop();
+        if data.exists() {
+            std::fs::remove_dir_all(&data)?;
+        }
+        std::fs::create_dir_all(&data)?;
+        if as_postgres {
+            // postgres must own its data dir and reach it.
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&data))?;
+            let mut p = data.parent();
+            while let Some(d) = p {
+                let _ = Command::new("chmod").arg("o+x").arg(d).status();
+                p = d.parent();
+            }
+        }
+        run(pg
+            .cmd("initdb")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-D",
+            ])
+            .arg(&data))?;
+        // Tuned as a dedicated gateway log database on this machine would be (durable commits
+        // kept: a gateway's INSERT waits for its commit).
+        let conf = format!(
+            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
+             shared_buffers = {shared_buffers}\neffective_cache_size = 12GB\nwork_mem = 64MB\n\
+             maintenance_work_mem = 1GB\nmax_wal_size = 8GB\ncheckpoint_timeout = 15min\n\
+             max_parallel_workers_per_gather = 2\nmax_connections = 50\n",
+            data.display()
+        );
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))?;
+        std::io::Write::write_all(&mut f, conf.as_bytes())?;
+        run(pg
+            .cmd("pg_ctl")
+            .args(["-w", "-t", "60", "-D"])
+            .arg(&data)
+            .arg("-l")
+            .arg(data.join("server.log"))
+            .arg("start"))?;
+        Ok(pg)
+    }
+
+    fn cmd(&self, tool: &str) -> Command {
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(tool));
+            c
+        } else {
+            Command::new(self.bin.join(tool))
+        }
+    }
+
+    /// Stops the cluster named by the data dir's pid file, if it runs.
+    pub fn stop(&self) {
+        let pidfile = self.data.join("postmaster.pid");
+        if pidfile.exists() {
+            let _ = self
+                .cmd("pg_ctl")
+                .args(["-w", "-t", "60", "-m", "fast", "-D"])
+                .arg(&self.data)
+                .arg("stop")
+                .status();
+        }
+    }
+
+    pub async fn connect(&self) -> Result<Client> {
+        let (client, conn) = tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=postgres dbname=postgres",
+                self.port
+            ),
+            NoTls,
+        )
+        .await
+        .context("connecting to the baseline PostgreSQL")?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+pub async fn create_schema(c: &Client, with_indexes: bool) -> Result<()> {
+    c.batch_execute("DROP TABLE IF EXISTS logs").await?;
+    c.batch_execute(SCHEMA).await?;
+    if with_indexes {
+        for i in INDEXES {
+            c.batch_execute(i).await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn create_indexes(c: &Client) -> Result<()> {
+    for i in INDEXES {
+        c.batch_execute(i).await?;
+    }
+    c.batch_execute("VACUUM ANALYZE logs").await?;
+    Ok(())
+}
+
+/// 8 (or `writers`) gateway-like writers, each on its own connection, each event one
+/// autocommitted `INSERT ... RETURNING id` (what GORM's `Create` sends). Stops after all rows or
+/// `limit`. Returns (rows, seconds).
+pub async fn single_row_inserts(
+    pg: &Postgres,
+    rows: Arc<Vec<LogRow>>,
+    writers: usize,
+    limit: Duration,
+) -> Result<(u64, f64)> {
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..writers {
+        let client = pg.connect().await?;
+        let rows = rows.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let stmt = client
+                .prepare(&format!(
+                    "INSERT INTO logs ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) RETURNING id"
+                ))
+                .await?;
+            let mut done = 0u64;
+            loop {
+                if start.elapsed() >= limit {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(r) = rows.get(i) else { break };
+                let use_time = r.use_time as i64;
+                let t = r.log_type as i64;
+                let ca = r.created_at as i64;
+                client
+                    .query_one(
+                        &stmt,
+                        &[
+                            &r.user_id, &ca, &t, &r.content, &r.username, &r.token_name,
+                            &r.model_name, &r.quota, &r.prompt_tokens, &r.completion_tokens,
+                            &use_time, &r.is_stream, &r.channel_id, &r.token_id, &r.group,
+                            &r.ip, &r.other,
+                        ],
+                    )
+                    .await?;
+                done += 1;
+            }
+            anyhow::Ok(done)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok((total, start.elapsed().as_secs_f64()))
+}
+
+fn push_text(buf: &mut Vec<u8>, s: &str) {
+    for b in s.bytes() {
+        match b {
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            _ => buf.push(b),
+        }
+    }
+}
+
+/// COPY text encoding of rows (ids come from the bigserial, in row order).
+pub fn copy_chunk(rows: &[LogRow]) -> Bytes {
+    use std::io::Write;
+    let mut buf = Vec::with_capacity(rows.len() * 400);
+    for r in rows {
+        let _ = write!(buf, "{}\t{}\t{}\t", r.user_id, r.created_at, r.log_type);
+        push_text(&mut buf, &r.content);
+        buf.push(b'\t');
+        push_text(&mut buf, &r.username);
+        buf.push(b'\t');
+        push_text(&mut buf, &r.token_name);
+        buf.push(b'\t');
+        push_text(&mut buf, &r.model_name);
+        let _ = write!(
+            buf,
+            "\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t",
+            r.quota,
+            r.prompt_tokens,
+            r.completion_tokens,
+            r.use_time,
+            if r.is_stream { "t" } else { "f" },
+            r.channel_id,
+            r.token_id
+        );
+        push_text(&mut buf, &r.group);
+        buf.push(b'\t');
+        push_text(&mut buf, &r.ip);
+        buf.push(b'\t');
+        push_text(&mut buf, &r.other);
+        buf.push(b'\n');
+    }
+    Bytes::from(buf)
+}
+
+pub async fn copy_in(c: &Client, data: Bytes) -> Result<()> {
+    let sink = c
+        .copy_in(&format!("COPY logs ({COLUMNS}) FROM STDIN"))
+        .await?;
+    futures::pin_mut!(sink);
+    sink.send(data).await?;
+    sink.finish().await?;
+    Ok(())
+}
+
+pub async fn table_bytes(c: &Client) -> Result<(i64, i64)> {
+    let r = c
+        .query_one(
+            "SELECT pg_total_relation_size('logs')::bigint, (SELECT count(*) FROM logs)::bigint",
+            &[],
+        )
+        .await?;
+    Ok((r.get(0), r.get(1)))
+}

@@ -1,0 +1,313 @@
+//! The query workload: each case once through logbus's HTTP API and once as the SQL new-api
+//! (model/log.go, GORM) sends to its `logs` table.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use tokio_postgres::Client as PgClient;
+use tokio_postgres::types::ToSql;
+
+use crate::data::{self, Shape};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    Admin,
+    SelfUser,
+    None,
+}
+
+pub enum P {
+    I(i64),
+    S(String),
+}
+
+pub struct Case {
+    pub name: &'static str,
+    pub path: String,
+    pub auth: Auth,
+    /// Statements new-api runs for the same request, one after the other.
+    pub sql: Vec<(String, Vec<P>)>,
+}
+
+const PAGE: i64 = 20;
+/// new-api's common.MaxRecentItems, the LIMIT of its search queries.
+const MAX_RECENT: i64 = 100;
+
+fn list(filter: &str, params: Vec<P>, offset: i64) -> Vec<(String, Vec<P>)> {
+    let w = if filter.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {filter}")
+    };
+    let dup = params
+        .iter()
+        .map(|p| match p {
+            P::I(i) => P::I(*i),
+            P::S(s) => P::S(s.clone()),
+        })
+        .collect();
+    vec![
+        (format!("SELECT count(*) FROM logs{w}"), params),
+        (
+            format!("SELECT * FROM logs{w} ORDER BY logs.id desc LIMIT {PAGE} OFFSET {offset}"),
+            dup,
+        ),
+    ]
+}
+
+fn stat(filter: &str, mut params: Vec<P>, start: i64, end: i64, now: i64) -> Vec<(String, Vec<P>)> {
+    let n = params.len();
+    let extra = if filter.is_empty() {
+        String::new()
+    } else {
+        format!("{filter} AND ")
+    };
+    let dup: Vec<P> = params
+        .iter()
+        .map(|p| match p {
+            P::I(i) => P::I(*i),
+            P::S(s) => P::S(s.clone()),
+        })
+        .collect();
+    let mut rpm = dup;
+    rpm.push(P::I(now - 60));
+    params.push(P::I(start));
+    params.push(P::I(end));
+    vec![
+        (
+            format!(
+                "SELECT sum(quota) quota FROM logs WHERE {extra}created_at >= ${} AND created_at <= ${} AND type = 2",
+                n + 1,
+                n + 2
+            ),
+            params,
+        ),
+        (
+            format!(
+                "SELECT count(*) rpm, sum(prompt_tokens) + sum(completion_tokens) tpm FROM logs WHERE {extra}type = 2 AND created_at >= ${}",
+                n + 1
+            ),
+            rpm,
+        ),
+    ]
+}
+
+pub fn cases(shape: &Shape, keyword: &str, rare_keyword: &str) -> Vec<Case> {
+    let end = shape.end as i64;
+    let now = end;
+    let d1 = end - 86_400;
+    let d30 = end - 30 * 86_400;
+    let busy_user = data::username(3);
+    let model = data::model_name(1);
+    let token = 50.min(shape.tokens);
+    vec![
+        Case {
+            name: "admin list p1 + total, no filter",
+            path: format!("/api/log/?p=1&page_size={PAGE}"),
+            auth: Auth::Admin,
+            sql: list("", vec![], 0),
+        },
+        Case {
+            name: "admin list p1 + total, user+model",
+            path: format!("/api/log/?p=1&page_size={PAGE}&username={busy_user}&model_name={model}"),
+            auth: Auth::Admin,
+            sql: list(
+                "logs.model_name like $1 AND logs.username = $2",
+                vec![P::S(model.clone()), P::S(busy_user.clone())],
+                0,
+            ),
+        },
+        Case {
+            name: "admin list p1 + total, 1-day range",
+            path: format!(
+                "/api/log/?p=1&page_size={PAGE}&start_timestamp={d1}&end_timestamp={end}"
+            ),
+            auth: Auth::Admin,
+            sql: list(
+                "logs.created_at >= $1 AND logs.created_at <= $2",
+                vec![P::I(d1), P::I(end)],
+                0,
+            ),
+        },
+        Case {
+            name: "admin list page 500",
+            path: format!("/api/log/?p=500&page_size={PAGE}"),
+            auth: Auth::Admin,
+            sql: list("", vec![], 499 * PAGE),
+        },
+        Case {
+            name: "self list p1 + total (busiest user)",
+            path: format!("/api/log/self?p=1&page_size={PAGE}"),
+            auth: Auth::SelfUser,
+            sql: list("logs.user_id = $1", vec![P::I(1)], 0),
+        },
+        Case {
+            name: "admin stat, 30 days",
+            path: format!("/api/log/stat?type=2&start_timestamp={d30}&end_timestamp={end}"),
+            auth: Auth::Admin,
+            sql: stat("", vec![], d30, end, now),
+        },
+        Case {
+            name: "admin stat, 1 day",
+            path: format!("/api/log/stat?type=2&start_timestamp={d1}&end_timestamp={end}"),
+            auth: Auth::Admin,
+            sql: stat("", vec![], d1, end, now),
+        },
+        Case {
+            name: "self stat, 30 days (busiest user)",
+            path: format!("/api/log/self/stat?type=2&start_timestamp={d30}&end_timestamp={end}"),
+            auth: Auth::SelfUser,
+            sql: stat(
+                "username = $1",
+                vec![P::S(data::username(1))],
+                d30,
+                end,
+                now,
+            ),
+        },
+        Case {
+            name: "admin search (content, keyword in 0.4% of rows)",
+            path: format!("/api/log/search?keyword={keyword}"),
+            auth: Auth::Admin,
+            sql: vec![(
+                format!(
+                    "SELECT * FROM logs WHERE content LIKE $1 ORDER BY id desc LIMIT {MAX_RECENT}"
+                ),
+                vec![P::S(format!("{keyword}%"))],
+            )],
+        },
+        Case {
+            name: "admin search (content, rare keyword: 1e-5 of rows)",
+            path: format!("/api/log/search?keyword={rare_keyword}"),
+            auth: Auth::Admin,
+            sql: vec![(
+                format!(
+                    "SELECT * FROM logs WHERE content LIKE $1 ORDER BY id desc LIMIT {MAX_RECENT}"
+                ),
+                vec![P::S(format!("{rare_keyword}%"))],
+            )],
+        },
+        Case {
+            name: "token lookup (/api/log/token)",
+            path: format!("/api/log/token?key=sk-{}", data::token_key(token)),
+            auth: Auth::None,
+            // GetLogByKey with a separate log DB: the token's id is resolved first, then every
+            // log of the token (no LIMIT in new-api).
+            sql: vec![(
+                "SELECT * FROM logs WHERE token_id = $1".into(),
+                vec![P::I(token as i64)],
+            )],
+        },
+    ]
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Lat {
+    pub n: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub rps: f64,
+    pub error: Option<String>,
+}
+
+fn summarize(mut v: Vec<f64>, total: f64) -> Lat {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    Lat {
+        n: v.len(),
+        p50_ms: q(0.5),
+        p99_ms: q(0.99),
+        rps: v.len() as f64 / total,
+        error: None,
+    }
+}
+
+/// Sequential requests: 2 warm-ups, then up to `iters` timed ones within `budget` (at least 5).
+async fn measure<F, Fut>(iters: usize, budget: Duration, mut f: F) -> Lat
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    for _ in 0..2 {
+        if let Err(e) = f().await {
+            return Lat {
+                error: Some(format!("{e:#}")),
+                ..Default::default()
+            };
+        }
+    }
+    let start = Instant::now();
+    let mut v = Vec::new();
+    while v.len() < iters && (v.len() < 5 || start.elapsed() < budget) {
+        let t = Instant::now();
+        if let Err(e) = f().await {
+            return Lat {
+                error: Some(format!("{e:#}")),
+                ..Default::default()
+            };
+        }
+        v.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    summarize(v, start.elapsed().as_secs_f64())
+}
+
+pub struct Http {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub admin_id: u32,
+}
+
+impl Http {
+    async fn get(&self, case: &Case) -> Result<()> {
+        let mut req = self.client.get(format!("{}{}", self.base, case.path));
+        match case.auth {
+            Auth::Admin => {
+                req = req
+                    .header("Authorization", data::ADMIN_ACCESS_TOKEN)
+                    .header("New-Api-User", self.admin_id.to_string())
+            }
+            Auth::SelfUser => {
+                req = req
+                    .header("Authorization", data::SELF_ACCESS_TOKEN)
+                    .header("New-Api-User", "1")
+            }
+            Auth::None => {}
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let body = resp.bytes().await?;
+        if !status.is_success() {
+            bail!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            );
+        }
+        if body.starts_with(b"{\"success\":false")
+            || body.windows(16).any(|w| w == b"\"success\":false")
+        {
+            bail!("{}", String::from_utf8_lossy(&body[..body.len().min(300)]));
+        }
+        Ok(())
+    }
+}
+
+pub async fn run_http(http: &Http, case: &Case, iters: usize, budget: Duration) -> Lat {
+    measure(iters, budget, || http.get(case)).await
+}
+
+pub async fn run_pg(pg: &PgClient, case: &Case, iters: usize, budget: Duration) -> Lat {
+    measure(iters, budget, || async {
+        for (sql, params) in &case.sql {
+            let refs: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|p| match p {
+                    P::I(i) => i as &(dyn ToSql + Sync),
+                    P::S(s) => s as &(dyn ToSql + Sync),
+                })
+                .collect();
+            pg.query(sql.as_str(), &refs).await?;
+        }
+        Ok(())
+    })
+    .await
+}
