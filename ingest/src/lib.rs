@@ -70,10 +70,10 @@ pub struct IngestConfig {
     #[arg(long, env = "LOGBUS_BATCH_MAX_ROWS", default_value_t = 50_000)]
     pub batch_max_rows: usize,
     /// Flush a partition's batch when its events hold this many bytes.
-    #[arg(long, env = "LOGBUS_BATCH_MAX_BYTES", default_value_t = 32 * 1024 * 1024)]
+    #[arg(long, env = "LOGBUS_BATCH_MAX_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub batch_max_bytes: usize,
     /// Flush a partition's batch this long after its first event (freshness bound).
-    #[arg(long, env = "LOGBUS_FLUSH_INTERVAL_MS", default_value_t = 500)]
+    #[arg(long, env = "LOGBUS_FLUSH_INTERVAL_MS", default_value_t = 200)]
     pub flush_interval_ms: u64,
     /// Events larger than this go to the dead-letter topic.
     #[arg(long, env = "LOGBUS_MAX_EVENT_BYTES", default_value_t = 256 * 1024)]
