@@ -261,41 +261,49 @@ impl Store {
 
     /// The latest version of the user holding this access token hash, if any.
     pub async fn user_by_access_token(&self, hash: &str) -> Result<Option<UserRow>, DbError> {
-        let sql = format!(
-            "SELECT id, username, role, status, `group`, access_token_sha256, version \
-             FROM {users} FINAL WHERE id IN \
-             (SELECT id FROM {users} WHERE access_token_sha256 = {{hash:String}})",
-            users = tables::USERS
-        );
-        let rows = self
-            .timed(
-                self.client
-                    .query(&sql)
-                    .param("hash", hash)
-                    .fetch_all::<UserRow>(),
-            )
-            .await?;
-        // An older version may have held the hash: only the latest version counts.
-        Ok(rows.into_iter().find(|u| u.access_token_sha256 == hash))
+        self.latest_holding_hash(
+            tables::USERS,
+            "id, username, role, status, `group`, access_token_sha256, version",
+            "access_token_sha256",
+            hash,
+            |user: &UserRow| &user.access_token_sha256,
+        )
+        .await
     }
 
     /// The latest version of the token with this key hash, if any.
     pub async fn token_by_key(&self, hash: &str) -> Result<Option<TokenRow>, DbError> {
+        self.latest_holding_hash(
+            tables::TOKENS,
+            "id, user_id, name, key_sha256, status, version",
+            "key_sha256",
+            hash,
+            |token: &TokenRow| &token.key_sha256,
+        )
+        .await
+    }
+
+    /// The latest version (FINAL) of the identity whose `hash_column` is `hash`, if any.
+    async fn latest_holding_hash<T>(
+        &self,
+        table: &str,
+        columns: &str,
+        hash_column: &str,
+        hash: &str,
+        stored_hash: fn(&T) -> &str,
+    ) -> Result<Option<T>, DbError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
         let sql = format!(
-            "SELECT id, user_id, name, key_sha256, status, version \
-             FROM {tokens} FINAL WHERE id IN \
-             (SELECT id FROM {tokens} WHERE key_sha256 = {{hash:String}})",
-            tokens = tables::TOKENS
+            "SELECT {columns} FROM {table} FINAL WHERE id IN \
+             (SELECT id FROM {table} WHERE {hash_column} = {{hash:String}})"
         );
         let rows = self
-            .timed(
-                self.client
-                    .query(&sql)
-                    .param("hash", hash)
-                    .fetch_all::<TokenRow>(),
-            )
+            .timed(self.client.query(&sql).param("hash", hash).fetch_all::<T>())
             .await?;
-        Ok(rows.into_iter().find(|t| t.key_sha256 == hash))
+        // An older version may have held the hash: only the latest version counts.
+        Ok(rows.into_iter().find(|row| stored_hash(row) == hash))
     }
 
     /// Deletes every log with `created_at < target` from `logs` and `logs_minute`, and
