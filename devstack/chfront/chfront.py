@@ -13,6 +13,10 @@ Usage: chfront.py [--host 127.0.0.1] [--port 8123] [--data DIR]
 chDB runs one query at a time in a process, so requests are executed one at a
 time under a lock; `USE <database>` and `SET <settings>` are applied inside that
 lock and the settings are reset afterwards, so nothing leaks between requests.
+
+Profiling: with CHFRONT_PROFILE=<file>, one TSV line per query is appended:
+unix time at the end, elapsed ms, ms waited for the engine lock, ms spent on
+USE/SET before the query, request bytes, and the start of the query text.
 """
 
 import argparse
@@ -353,6 +357,10 @@ class Engine:
         self.sess = session.Session(data_dir)
         self.lock = threading.Lock()
         self.cur_db = None
+        self.timing = threading.local()  # lock wait and SET time of this thread's query
+        # Per-query timings for profiling (CHFRONT_PROFILE=<file>): one TSV line per query.
+        profile = os.environ.get("CHFRONT_PROFILE")
+        self.profile = open(profile, "a", buffering=1) if profile else None
         row = self.sess.query("SELECT version(), timezone()", "TSV").bytes()
         self.version, self.timezone = row.decode().strip().split("\t")
 
@@ -361,7 +369,10 @@ class Engine:
             self.sess.close()
 
     def run(self, sql, fmt, database, settings, params):
+        waited = time.monotonic()
         with self.lock:
+            locked = time.monotonic()
+            self.timing.wait = locked - waited
             if database != self.cur_db:
                 try:
                     self.sess.query("USE " + _quote_ident(database), "TSV")
@@ -378,6 +389,7 @@ class Engine:
                         except Exception as e:  # noqa: BLE001
                             raise chdb_error(e)
                         applied.append(k)
+                self.timing.settings = time.monotonic() - locked
                 try:
                     return self.sess.query(sql, fmt, params=params or None)
                 except Exception as e:  # noqa: BLE001
@@ -688,6 +700,11 @@ class Handler(BaseHTTPRequestHandler):
                 "utf-8", "surrogateescape")
             result = engine.run(sql, fmt, database, settings, qparams)
         elapsed_ns = int((time.monotonic() - started) * 1e9)
+        if engine.profile is not None:
+            engine.profile.write("%.3f\t%.2f\t%.2f\t%.2f\t%d\t%s\n" % (
+                time.time(), elapsed_ns / 1e6, getattr(engine.timing, "wait", 0) * 1e3,
+                getattr(engine.timing, "settings", 0) * 1e3, len(full),
+                " ".join(full[:120].decode("utf-8", "replace").split())))
 
         out = result.bytes() if result is not None else b""
         summary = {
