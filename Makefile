@@ -8,8 +8,11 @@ DEVSTACK_VENV := $(or $(LOGBUS_DEVSTACK_DIR),.devstack)/venv
 
 .PHONY: install up down run stack-test lint test
 
+# The dev stack, plus PostgreSQL for the benchmark's baseline (bench/setup.sh: the Debian
+# package, only when missing), so that `make bench` needs nothing `make install` did not install.
 install:
 	devstack/install.sh
+	bench/setup.sh
 
 up: install
 	devstack/up.sh
@@ -33,9 +36,11 @@ test: up stack-test lint
 	cargo test --workspace
 
 # Benchmark suite (bench/README.md): logbus vs new-api's PostgreSQL logs table on this machine.
-# Writes bench/results/<date>.md. BENCH_ARGS=--quick for a smoke run.
+# Writes bench/results/<date>.md. BENCH_ARGS=--quick for a smoke run. The results give the time
+# of the whole command (from when make started: install, release build and suite).
+BENCH_STARTED := $(shell date +%s)
 .PHONY: bench
 bench: up
-	bench/setup.sh
 	cargo build --release -p logbus-bench -p logbus-ingest -p logbus-query-api
+	LOGBUS_BENCH_COMMAND_STARTED=$(BENCH_STARTED) \
 	target/release/logbus-bench --brokers 127.0.0.1:$(LOGBUS_KAFKA_PORT) $(BENCH_ARGS)

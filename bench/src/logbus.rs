@@ -63,17 +63,25 @@ pub async fn count(c: &Client, table: &str) -> Result<u64> {
         .await?)
 }
 
-/// (bytes on disk of active parts of logs + logs_minute, rows of logs).
-pub async fn storage(c: &Client, db: &str) -> Result<(u64, u64)> {
-    let bytes = c
-        .query(
-            "SELECT toUInt64(sum(bytes_on_disk)) FROM system.parts WHERE active AND database = ? \
-             AND table IN ('logs', 'logs_minute')",
-        )
+/// Tables that are not the log store (bookkeeping and the identity tables, which new-api
+/// keeps in tables of their own too): every other table counts — `logs`, the rollups, and
+/// whatever a later migration adds.
+const NOT_LOG_STORE: &str = "('schema_migrations', 'ingest_batches', 'users', 'tokens')";
+
+/// (bytes on disk of the active parts of the log store's tables, projections included, rows
+/// of logs, the tables counted).
+pub async fn storage(c: &Client, db: &str) -> Result<(u64, u64, Vec<String>)> {
+    let tables = c
+        .query(&format!(
+            "SELECT table, toUInt64(sum(bytes_on_disk)) FROM system.parts WHERE active \
+             AND database = ? AND table NOT IN {NOT_LOG_STORE} GROUP BY table ORDER BY table"
+        ))
         .bind(db)
-        .fetch_one::<u64>()
+        .fetch_all::<(String, u64)>()
         .await?;
-    Ok((bytes, count(c, "logs").await?))
+    let bytes = tables.iter().map(|(_, b)| b).sum();
+    let names = tables.into_iter().map(|(t, _)| t).collect();
+    Ok((bytes, count(c, "logs").await?, names))
 }
 
 /// A child process killed (SIGTERM, then SIGKILL) when dropped.
@@ -94,7 +102,12 @@ impl Proc {
         cmd.stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
-            .env("RUST_LOG", "warn");
+            // LOGBUS_BENCH_LOG: the children's RUST_LOG, e.g. `logbus_ingest=debug` to see
+            // per-batch timings in .devstack/bench/ingest.log.
+            .env(
+                "RUST_LOG",
+                std::env::var("LOGBUS_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            );
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -322,16 +335,22 @@ pub async fn start_chfront(work_dir: &Path, port: u16) -> Result<Proc> {
     }
 }
 
-/// Largest contributors to logbus's bytes on disk: (name, compressed bytes), columns of `logs`
-/// and `logs_minute` and the skip indexes of `logs`.
+/// Largest contributors to logbus's bytes on disk: (name, compressed bytes), columns of the
+/// log store's tables, the skip indexes of `logs` and projections.
 pub async fn storage_breakdown(c: &Client, db: &str) -> Result<Vec<(String, u64)>> {
     let mut out = c
         .query(
-            "SELECT concat(table, '.', name), toUInt64(data_compressed_bytes) FROM system.columns \
-             WHERE database = ? AND table IN ('logs', 'logs_minute') \
-             UNION ALL SELECT concat(table, ' index ', name), toUInt64(data_compressed_bytes) \
-             FROM system.data_skipping_indices WHERE database = ? AND table = 'logs'",
+            &format!(
+                "SELECT concat(table, '.', name), toUInt64(data_compressed_bytes) \
+                 FROM system.columns WHERE database = ? AND table NOT IN {NOT_LOG_STORE} \
+                 UNION ALL SELECT concat(table, ' index ', name), toUInt64(data_compressed_bytes) \
+                 FROM system.data_skipping_indices WHERE database = ? AND table = 'logs' \
+                 UNION ALL SELECT concat(table, ' projection ', name), toUInt64(sum(bytes_on_disk)) \
+                 FROM system.projection_parts WHERE active AND database = ? \
+                 GROUP BY table, name",
+            ),
         )
+        .bind(db)
         .bind(db)
         .bind(db)
         .fetch_all::<(String, u64)>()

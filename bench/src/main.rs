@@ -103,6 +103,14 @@ struct Config {
     /// Skip the query and storage measurements.
     #[arg(long)]
     skip_queries: bool,
+    /// Unix time (s) at which the whole command started (`make bench` passes the time make
+    /// started), so the results give the time of install + build + suite, not only the suite.
+    #[arg(long, env = "LOGBUS_BENCH_COMMAND_STARTED")]
+    command_started_at: Option<u64>,
+    /// Free text on the conditions of the run, written into the results (e.g. "fresh clone,
+    /// empty cargo home and target dir").
+    #[arg(long, env = "LOGBUS_BENCH_NOTE")]
+    note: Option<String>,
 }
 
 impl Config {
@@ -145,6 +153,8 @@ struct Queries {
     pg_index_secs: f64,
     ch_bytes: u64,
     ch_rows: u64,
+    /// The tables counted in `ch_bytes`.
+    ch_tables: Vec<String>,
     pg_bytes: i64,
     pg_rows: i64,
     cases: Vec<(String, Lat, Lat)>,
@@ -609,9 +619,10 @@ async fn query_suite(
     );
 
     // Storage.
-    let (b, n) = logbus::storage(&ch, db).await?;
+    let (b, n, tables) = logbus::storage(&ch, db).await?;
     q.ch_bytes = b;
     q.ch_rows = n;
+    q.ch_tables = tables;
     q.breakdown = logbus::storage_breakdown(&ch, db)
         .await
         .unwrap_or_else(|e| {
@@ -756,12 +767,24 @@ fn report(
             ""
         }
     );
+    let whole = cfg.command_started_at.map_or_else(String::new, |at| {
+        let secs = (now_unix() as u64).saturating_sub(at);
+        format!(
+            "; the whole command (install, release build, suite) took {} min {:02} s",
+            secs / 60,
+            secs % 60
+        )
+    });
     let _ = writeln!(
         s,
-        "- **command:** `make bench` ({}); suite took {:.0} s\n",
+        "- **command:** `make bench` ({}); suite took {:.0} s{whole}",
         std::env::args().collect::<Vec<_>>().join(" "),
         took.as_secs_f64()
     );
+    if let Some(note) = &cfg.note {
+        let _ = writeln!(s, "- **run:** {note}");
+    }
+    let _ = writeln!(s);
     let _ = writeln!(
         s,
         "| figure | logbus | baseline (PostgreSQL) | ratio | target | machine |"
@@ -835,14 +858,18 @@ fn report(
             let b = q.pg_bytes as f64 / q.pg_rows.max(1) as f64;
             let _ = writeln!(
                 s,
-                "| storage per log row ({} rows; logbus: logs + logs_minute active parts; PG: pg_total_relation_size) | {a:.1} B | {b:.1} B | {} smaller | ≥ 5x | {m} |",
+                "| storage per log row ({} rows; logbus: active parts of {}, projections included; PG: pg_total_relation_size) | {a:.1} B | {b:.1} B | {} smaller | ≥ 5x | {m} |",
                 q.ch_rows,
+                q.ch_tables.join(" + "),
                 ratio(b, a)
             );
             let _ = writeln!(
                 s,
-                "| bulk load of the query data set (concurrent, informational) | {:.0} s (RowBinary INSERT) | {:.0} s COPY + {:.0} s indexes/VACUUM ANALYZE | | | {m} |",
-                q.ch_load_secs, q.pg_load_secs, q.pg_index_secs
+                "| bulk load of the query data set (both at once; the ClickHouse side is the engine's insert ceiling without Kafka) | {:.0} s (RowBinary INSERT, {:.0} rows/s) | {:.0} s COPY + {:.0} s indexes/VACUUM ANALYZE | | | {m} |",
+                q.ch_load_secs,
+                q.rows as f64 / q.ch_load_secs.max(1e-9),
+                q.pg_load_secs,
+                q.pg_index_secs
             );
         }
         for (name, a, b) in &q.cases {

@@ -8,6 +8,7 @@ pub mod r#gen;
 mod http;
 mod store;
 mod worker;
+mod writer;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -75,6 +76,11 @@ pub struct IngestConfig {
     /// Flush a partition's batch this long after its first event (freshness bound).
     #[arg(long, env = "LOGBUS_FLUSH_INTERVAL_MS", default_value_t = 200)]
     pub flush_interval_ms: u64,
+    /// Batches being written to ClickHouse at once (at most one per partition). While they
+    /// are written the worker keeps reading; when all slots are busy it waits, which bounds
+    /// memory to about (max-inflight-batches + partitions) x batch-max-bytes.
+    #[arg(long, env = "LOGBUS_MAX_INFLIGHT_BATCHES", default_value_t = 2)]
+    pub max_inflight_batches: usize,
     /// Events larger than this go to the dead-letter topic.
     #[arg(long, env = "LOGBUS_MAX_EVENT_BYTES", default_value_t = 256 * 1024)]
     pub max_event_bytes: usize,
@@ -117,6 +123,7 @@ impl std::fmt::Debug for IngestConfig {
             .field("batch_max_rows", &self.batch_max_rows)
             .field("batch_max_bytes", &self.batch_max_bytes)
             .field("flush_interval_ms", &self.flush_interval_ms)
+            .field("max_inflight_batches", &self.max_inflight_batches)
             .field("max_event_bytes", &self.max_event_bytes)
             .field("dedup_window_secs", &self.dedup_window_secs)
             .field("http_addr", &self.http_addr)
@@ -156,6 +163,8 @@ pub enum Error {
     ShutdownTimeout(std::time::Duration),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("batch write task failed: {0}")]
+    WriteTask(#[from] tokio::task::JoinError),
 }
 
 /// Migrates the schema, then consumes until `shutdown` resolves; then stops fetching,

@@ -1,16 +1,20 @@
-//! The consumer-group worker: consume → validate → batch per partition → record intent →
-//! filter already-stored event ids → deduplicated insert → commit. See docs/ingest.md.
+//! The consumer-group worker: consume → validate → batch per partition → hand the batch to a
+//! write task ([`crate::writer`]: intent, event-id filter, deduplicated insert) → commit once
+//! it is written. The loop keeps reading while batches are written, at most one write in
+//! flight per partition (so commits stay in offset order) and `max_inflight_batches` in all.
+//! See docs/ingest.md.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clickhouse::Client;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use logbus_projections::events::parse_log_message;
 use logbus_projections::identity::{IdentityEvent, parse_identity_event};
-use logbus_projections::rows::{LogRow, TokenRow, UserRow};
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::TopicPartitionList;
@@ -18,17 +22,17 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use sha2::{Digest, Sha256};
+use rdkafka::producer::FutureProducer;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::http::{Health, names};
-use crate::store::{Failure, Intent, Store};
+use crate::store::{Intent, Store};
+use crate::writer::{
+    BACKOFF_MAX, BACKOFF_START, Batch, RetryError, Writer, Written, sleep_or_stop,
+};
 use crate::{Error, IngestConfig};
 
-const BACKOFF_START: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// A planned (replayed) batch waits this long for its recorded last offset before it is
 /// flushed as an ordinary batch (the tail can only be missing if the log was truncated).
 const PLANNED_BATCH_PATIENCE: Duration = Duration::from_secs(30);
@@ -84,49 +88,17 @@ type Consumer_ = StreamConsumer<Ctx>;
 // Per-partition state.
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
+pub(crate) enum Kind {
     Logs,
     Identity,
 }
 
 impl Kind {
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Kind::Logs => "logs",
             Kind::Identity => "identity",
         }
-    }
-}
-
-/// A dead letter on its way to the DLQ topic: kept until the broker acknowledged it.
-struct DeadLetter {
-    key: Option<Vec<u8>>,
-    payload: Vec<u8>,
-    headers: Vec<(&'static str, String)>,
-    delivery: Option<DeliveryFuture>,
-}
-
-#[derive(Default)]
-struct Batch {
-    first_offset: i64,
-    last_offset: i64,
-    started: Option<Instant>,
-    bytes: usize,
-    /// Offsets and payloads of the messages, to hash the batch and to dead-letter rows
-    /// that ClickHouse rejects.
-    messages: Vec<(i64, Option<Vec<u8>>, Vec<u8>)>,
-    rows: Vec<LogRow>,
-    /// For each row: index into `messages` and position in its message.
-    sources: Vec<(u32, u32)>,
-    users: Vec<UserRow>,
-    tokens: Vec<TokenRow>,
-    dead: Vec<DeadLetter>,
-    planned: Option<Intent>,
-}
-
-impl Batch {
-    fn is_empty(&self) -> bool {
-        self.messages.is_empty()
     }
 }
 
@@ -135,6 +107,8 @@ struct PartitionState {
     /// Intents beyond the resume offset; `None` until the first message after assignment.
     plan: Option<VecDeque<Intent>>,
     batch: Batch,
+    /// Which assignment of the partition this state belongs to (see [`Written::generation`]).
+    generation: u64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,17 +247,25 @@ async fn run_inner(config: IngestConfig, stop: watch::Receiver<bool>) -> Result<
         .as_deref()
         .map(parse_fail_point)
         .transpose()?;
+    let config = Arc::new(config);
+    let writer = Writer::new(
+        config.clone(),
+        store,
+        producer,
+        health.clone(),
+        stop.clone(),
+        fail_after,
+    );
     let mut worker = Worker {
         config,
-        store,
         consumer,
-        producer,
+        writer,
         health: health.clone(),
         stop,
-        stop_deadline: std::sync::OnceLock::new(),
         partitions: HashMap::new(),
-        inserts: 0,
-        fail_after,
+        generations: 0,
+        inflight: FuturesUnordered::new(),
+        writing: HashSet::new(),
     };
     let result = worker.run_loop().await;
     health.set_ready(false);
@@ -292,21 +274,18 @@ async fn run_inner(config: IngestConfig, stop: watch::Receiver<bool>) -> Result<
 }
 
 struct Worker {
-    config: IngestConfig,
-    store: Store,
+    config: Arc<IngestConfig>,
     consumer: Consumer_,
-    producer: FutureProducer,
+    writer: Writer,
     health: Health,
     stop: watch::Receiver<bool>,
-    stop_deadline: std::sync::OnceLock<Instant>,
     partitions: HashMap<(String, i32), PartitionState>,
-    inserts: u64,
-    fail_after: Option<u64>,
-}
-
-enum RetryError {
-    Data(clickhouse::error::Error),
-    GaveUp,
+    /// Assignments so far: the next one's generation.
+    generations: u64,
+    /// Batches being written, each by its own task.
+    inflight: FuturesUnordered<JoinHandle<Result<Written, Error>>>,
+    /// Partitions with a batch in `inflight` (at most one each).
+    writing: HashSet<(String, i32)>,
 }
 
 impl Worker {
@@ -316,6 +295,9 @@ impl Worker {
             tokio::select! {
                 biased;
                 () = async { let _ = stop.wait_for(|stopped| *stopped).await; } => break,
+                Some(written) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    self.written(written)?;
+                }
                 message = self.consumer.recv() => {
                     let message = message.map(|m| m.detach());
                     self.apply_rebalance_events();
@@ -333,9 +315,12 @@ impl Worker {
         }
         tracing::info!("shutdown requested: flushing and committing");
         self.health.set_ready(false);
-        self.shutdown_deadline();
+        self.writer.shutdown_deadline();
         self.apply_rebalance_events();
         self.flush_due(true).await?;
+        while let Some(written) = self.inflight.next().await {
+            self.written(written)?;
+        }
         Ok(())
     }
 
@@ -369,12 +354,14 @@ impl Worker {
                         } else {
                             Kind::Logs
                         };
+                        self.generations += 1;
                         self.partitions.insert(
                             key,
                             PartitionState {
                                 kind,
                                 plan: None,
                                 batch: Batch::default(),
+                                generation: self.generations,
                             },
                         );
                     }
@@ -528,7 +515,9 @@ impl Worker {
             if let Some(i) = source_index {
                 headers.push(("source_index", i.to_string()));
             }
-            let letter = self.send_dead_letter(message_key.clone(), raw, headers, class);
+            let letter = self
+                .writer
+                .send_dead_letter(message_key.clone(), raw, headers, class);
             if let Some(state) = self.partitions.get_mut(&key) {
                 state.batch.dead.push(letter);
             }
@@ -552,50 +541,15 @@ impl Worker {
         Ok(())
     }
 
-    fn send_dead_letter(
-        &self,
-        key: Option<Vec<u8>>,
-        payload: Vec<u8>,
-        headers: Vec<(&'static str, String)>,
-        class: &'static str,
-    ) -> DeadLetter {
-        counter!(names::DEAD_LETTERS, "reason" => class).increment(1);
-        let mut letter = DeadLetter {
-            key,
-            payload,
-            headers,
-            delivery: None,
-        };
-        letter.delivery = self.enqueue(&letter);
-        letter
-    }
-
-    fn enqueue(&self, letter: &DeadLetter) -> Option<DeliveryFuture> {
-        let mut headers = OwnedHeaders::new_with_capacity(letter.headers.len());
-        for (key, value) in &letter.headers {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value.as_bytes()),
-            });
-        }
-        let mut record = FutureRecord::to(&self.config.dlq_topic)
-            .payload(&letter.payload)
-            .headers(headers);
-        if let Some(key) = &letter.key {
-            record = record.key(key);
-        }
-        // A full local queue is handled when the batch is flushed (re-sent and awaited).
-        self.producer.send_result(record).ok()
-    }
-
     async fn load_plan(
         &mut self,
         key: &(String, i32),
         from_offset: i64,
     ) -> Result<VecDeque<Intent>, Error> {
-        let store = self.store.clone();
+        let store = self.writer.store().clone();
         let group = self.config.group_id.clone();
         let plan = self
+            .writer
             .retry("load_intents", || {
                 store.load_intents(&group, &key.0, key.1, from_offset)
             })
@@ -614,90 +568,27 @@ impl Worker {
                 Ok(intents.into())
             }
             Err(RetryError::Data(e)) => Err(e.into()),
-            Err(RetryError::GaveUp) => Err(self.gave_up()),
+            Err(RetryError::GaveUp) => Err(self.writer.gave_up()),
         }
     }
 
-    /// Starts (once) the shutdown clock and returns its deadline.
-    fn shutdown_deadline(&self) -> Instant {
-        *self
-            .stop_deadline
-            .get_or_init(|| Instant::now() + Duration::from_millis(self.config.shutdown_timeout_ms))
-    }
-
-    /// The shutdown deadline, if shutdown was requested (also while a retry loop runs, so
-    /// that SIGTERM is honoured during a ClickHouse outage).
-    fn stopping(&self) -> Option<Instant> {
-        let requested = *self.stop.borrow();
-        requested.then(|| self.shutdown_deadline())
-    }
-
-    fn gave_up(&self) -> Error {
-        Error::ShutdownTimeout(Duration::from_millis(self.config.shutdown_timeout_ms))
-    }
-
-    /// Retries transient ClickHouse failures with capped exponential backoff. While it
-    /// retries, nothing is fetched (the loop does not poll), so memory stays bounded.
-    async fn retry<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, RetryError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = clickhouse::error::Result<T>>,
-    {
-        let mut backoff = BACKOFF_START;
-        let mut failing = false;
-        loop {
-            match f().await {
-                Ok(value) => {
-                    if failing {
-                        tracing::info!(op, "ClickHouse is back");
-                        gauge!(names::PAUSED).set(0.0);
-                        if self.stopping().is_none() {
-                            self.health.set_ready(true);
-                        }
-                    }
-                    return Ok(value);
-                }
-                Err(e) => {
-                    if crate::store::classify(&e) == Failure::Data {
-                        return Err(RetryError::Data(e));
-                    }
-                    if let Some(deadline) = self.stopping()
-                        && Instant::now() + backoff > deadline
-                    {
-                        tracing::error!(op, error = %e, "giving up at shutdown");
-                        return Err(RetryError::GaveUp);
-                    }
-                    if !failing {
-                        failing = true;
-                        gauge!(names::PAUSED).set(1.0);
-                        self.health.set_ready(false);
-                    }
-                    tracing::warn!(op, error = %e, retry_in = ?backoff, "ClickHouse call failed");
-                    counter!(names::RETRIES, "op" => op).increment(1);
-                    if self.stopping().is_some() {
-                        tokio::time::sleep(backoff).await;
-                    } else {
-                        sleep_or_stop(&self.stop, backoff).await;
-                    }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
-            }
-        }
-    }
-
-    /// Flushes every partition whose batch is due (or all with `all`).
+    /// A partition whose previous batch is still being written is not due by age: its batch
+    /// grows (up to the size limits) until that write is done.
     async fn flush_due(&mut self, all: bool) -> Result<(), Error> {
         let interval = Duration::from_millis(self.config.flush_interval_ms);
         let due: Vec<(String, i32)> = self
             .partitions
             .iter()
-            .filter(|(_, state)| {
+            .filter(|(key, state)| {
                 let batch = &state.batch;
                 if batch.is_empty() {
                     return false;
                 }
                 if all {
                     return true;
+                }
+                if self.writing.contains(*key) {
+                    return false;
                 }
                 let age = batch.started.map_or(Duration::ZERO, |s| s.elapsed());
                 match batch.planned {
@@ -713,12 +604,22 @@ impl Worker {
         Ok(())
     }
 
+    /// Hands the partition's batch to a write task. Waits first for the partition's previous
+    /// write (commits stay in offset order) and for a free slot among `max_inflight_batches`:
+    /// that wait is what bounds memory while ClickHouse is slow or down.
     async fn flush_partition(&mut self, key: &(String, i32)) -> Result<(), Error> {
+        while self.writing.contains(key)
+            || self.inflight.len() >= self.config.max_inflight_batches.max(1)
+        {
+            match self.inflight.next().await {
+                Some(written) => self.written(written)?,
+                None => break,
+            }
+        }
         let Some(state) = self.partitions.get_mut(key) else {
             return Ok(());
         };
-        let mut batch = std::mem::take(&mut state.batch);
-        let kind = state.kind;
+        let batch = std::mem::take(&mut state.batch);
         if batch.is_empty() {
             return Ok(());
         }
@@ -729,301 +630,37 @@ impl Worker {
         {
             plan.pop_front();
         }
-        let started = Instant::now();
-        match kind {
-            Kind::Logs => self.write_logs(key, &mut batch).await?,
-            Kind::Identity => self.write_identity(key, &mut batch).await?,
-        }
-        self.await_dead_letters(&mut batch).await?;
-        self.commit(key, batch.last_offset + 1);
-        histogram!(names::FLUSH_SECONDS, "topic" => kind.label())
-            .record(started.elapsed().as_secs_f64());
-        counter!(names::BATCHES, "topic" => kind.label()).increment(1);
+        let write = self
+            .writer
+            .clone()
+            .write(key.clone(), state.kind, state.generation, batch);
+        self.writing.insert(key.clone());
+        self.inflight.push(tokio::spawn(write));
         Ok(())
     }
 
-    async fn write_logs(&mut self, key: &(String, i32), batch: &mut Batch) -> Result<(), Error> {
-        let batch_id = batch_id(key, batch);
-        if batch
-            .planned
-            .as_ref()
-            .is_some_and(|i| i.batch_id != batch_id)
-        {
-            tracing::warn!(
-                topic = key.0,
-                partition = key.1,
-                first_offset = batch.first_offset,
-                "recorded batch has other content (topic recreated?): treated as a new batch"
-            );
-        }
-        // Duplicates inside the batch: keep the first copy.
-        let received = batch.rows.len();
-        let mut seen = HashSet::with_capacity(received);
-        let mut rows = Vec::with_capacity(batch.rows.len());
-        let mut sources = Vec::with_capacity(batch.rows.len());
-        for (mut row, source) in std::mem::take(&mut batch.rows)
-            .into_iter()
-            .zip(std::mem::take(&mut batch.sources))
-        {
-            if seen.insert(row.event_id) {
-                row.ingest_batch = batch_id;
-                rows.push(row);
-                sources.push(source);
-            }
-        }
-        let mut duplicates = (received - rows.len()) as u64;
-        if rows.is_empty() {
-            return Ok(());
-        }
-
-        let already_recorded = batch
-            .planned
-            .as_ref()
-            .is_some_and(|i| i.batch_id == batch_id && i.last_offset == batch.last_offset);
-        if !already_recorded {
-            let intent = Intent {
-                consumer_group: self.config.group_id.clone(),
-                topic: key.0.clone(),
-                partition: key.1,
-                first_offset: batch.first_offset,
-                last_offset: batch.last_offset,
-                batch_id,
-                rows: rows.len() as u32,
-            };
-            let store = self.store.clone();
-            match self
-                .retry("record_intent", || store.record_intent(&intent))
-                .await
-            {
-                Ok(()) => {}
-                Err(RetryError::Data(e)) => return Err(e.into()),
-                Err(RetryError::GaveUp) => return Err(self.gave_up()),
-            }
-        }
-
-        let store = self.store.clone();
-        let existing = match self
-            .retry("existing_event_ids", || {
-                store.existing_event_ids(&rows, Some(batch_id))
-            })
-            .await
-        {
-            Ok(existing) => existing,
-            Err(RetryError::Data(e)) => return Err(e.into()),
-            Err(RetryError::GaveUp) => return Err(self.gave_up()),
-        };
-        if !existing.is_empty() {
-            let mut kept_rows = Vec::with_capacity(rows.len());
-            let mut kept_sources = Vec::with_capacity(rows.len());
-            for (row, source) in rows.into_iter().zip(sources) {
-                if existing.contains(&row.event_id) {
-                    duplicates += 1;
-                } else {
-                    kept_rows.push(row);
-                    kept_sources.push(source);
-                }
-            }
-            rows = kept_rows;
-            sources = kept_sources;
-        }
-        if duplicates > 0 {
-            counter!(names::DUPLICATES_DROPPED).increment(duplicates);
-        }
-        if rows.is_empty() {
-            return Ok(());
-        }
-
-        let token = format!("logbus-{batch_id:016x}");
-        let written = self
-            .insert_splitting(key, batch, &rows, &sources, token)
-            .await?;
-        counter!(names::ROWS_WRITTEN).increment(written);
-        self.inserts += 1;
-        if self.fail_after.is_some_and(|n| self.inserts >= n) {
-            tracing::error!(
-                inserts = self.inserts,
-                "fail point after-insert reached: aborting before commit"
-            );
-            std::process::abort();
-        }
-        Ok(())
-    }
-
-    /// Inserts `rows`; when ClickHouse rejects the data itself, halves the block until the
-    /// rejected rows are isolated and dead-lettered.
-    ///
-    /// A rejected multi-block insert may have landed some of its blocks, so every part of a
-    /// split is first filtered against *all* stored event ids (its own batch's included) and
-    /// inserted under a token derived from the ids it still holds: a replay that reaches the
-    /// same part with the same remaining rows reuses the token (and is dropped if it landed);
-    /// a part with other remaining rows gets another token.
-    async fn insert_splitting(
+    /// A write task finished: commit its batch, unless the partition was revoked meanwhile.
+    fn written(
         &mut self,
-        key: &(String, i32),
-        batch: &mut Batch,
-        rows: &[LogRow],
-        sources: &[(u32, u32)],
-        token: String,
-    ) -> Result<u64, Error> {
-        let mut pending: Vec<(Vec<usize>, bool)> = vec![((0..rows.len()).collect(), true)];
-        let mut written = 0u64;
-        while let Some((mut part, whole)) = pending.pop() {
-            let part_token = if whole {
-                token.clone()
-            } else {
-                let subset: Vec<LogRow> = part.iter().map(|&i| rows[i].clone()).collect();
-                let store = self.store.clone();
-                let existing = match self
-                    .retry("existing_event_ids", || {
-                        store.existing_event_ids(&subset, None)
-                    })
-                    .await
-                {
-                    Ok(existing) => existing,
-                    Err(RetryError::Data(e)) => return Err(e.into()),
-                    Err(RetryError::GaveUp) => return Err(self.gave_up()),
-                };
-                part.retain(|&i| !existing.contains(&rows[i].event_id));
-                if part.is_empty() {
-                    continue;
-                }
-                let mut hasher = Sha256::new();
-                for &i in &part {
-                    hasher.update(rows[i].event_id.as_bytes());
-                }
-                let digest = hasher.finalize();
-                format!(
-                    "{token}/{}",
-                    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
-                )
-            };
-            let subset: Vec<LogRow> = if whole {
-                rows.to_vec()
-            } else {
-                part.iter().map(|&i| rows[i].clone()).collect()
-            };
-            let store = self.store.clone();
-            match self
-                .retry("insert_logs", || store.insert_logs(&subset, &part_token))
-                .await
-            {
-                Ok(()) => written += subset.len() as u64,
-                Err(RetryError::GaveUp) => return Err(self.gave_up()),
-                Err(RetryError::Data(e)) if part.len() > 1 => {
-                    tracing::debug!(error = %e, rows = part.len(), "ClickHouse rejected a block; splitting it");
-                    let right = part.split_off(part.len() / 2);
-                    pending.push((right, false));
-                    pending.push((part, false));
-                }
-                Err(RetryError::Data(e)) => {
-                    tracing::warn!(error = %e, "ClickHouse rejected a row; dead-lettering it");
-                    let (message_index, position) = sources[part[0]];
-                    let (offset, message_key, payload) = &batch.messages[message_index as usize];
-                    let is_array = payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-                    let raw = if is_array {
-                        serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(payload)
-                            .ok()
-                            .and_then(|v| {
-                                v.get(position as usize)
-                                    .map(|r| r.get().as_bytes().to_vec())
-                            })
-                            .unwrap_or_else(|| payload.clone())
-                    } else {
-                        payload.clone()
-                    };
-                    let mut headers = vec![
-                        ("reason", format!("rejected by ClickHouse: {e}")),
-                        ("reason_class", "clickhouse_rejected".to_owned()),
-                        ("source_topic", key.0.clone()),
-                        ("source_partition", key.1.to_string()),
-                        ("source_offset", offset.to_string()),
-                    ];
-                    if is_array {
-                        headers.push(("source_index", position.to_string()));
-                    }
-                    let letter = self.send_dead_letter(
-                        message_key.clone(),
-                        raw,
-                        headers,
-                        "clickhouse_rejected",
-                    );
-                    batch.dead.push(letter);
-                }
-            }
-        }
-        Ok(written)
-    }
-
-    async fn write_identity(
-        &mut self,
-        key: &(String, i32),
-        batch: &mut Batch,
+        result: Result<Result<Written, Error>, tokio::task::JoinError>,
     ) -> Result<(), Error> {
-        let users = std::mem::take(&mut batch.users);
-        let tokens = std::mem::take(&mut batch.tokens);
-        if users.is_empty() && tokens.is_empty() {
-            return Ok(());
-        }
-        let store = self.store.clone();
-        match self
-            .retry("insert_identity", || store.insert_identity(&users, &tokens))
-            .await
-        {
-            Ok(()) => {
-                counter!(names::IDENTITY_ROWS).increment((users.len() + tokens.len()) as u64);
-                Ok(())
-            }
-            Err(RetryError::GaveUp) => Err(self.gave_up()),
-            Err(RetryError::Data(e)) => {
-                // Identity rows are few and typed: dead-letter the batch's messages.
-                tracing::warn!(error = %e, "ClickHouse rejected identity rows");
-                let messages = std::mem::take(&mut batch.messages);
-                for (offset, message_key, payload) in &messages {
-                    let headers = vec![
-                        ("reason", format!("rejected by ClickHouse: {e}")),
-                        ("reason_class", "clickhouse_rejected".to_owned()),
-                        ("source_topic", key.0.clone()),
-                        ("source_partition", key.1.to_string()),
-                        ("source_offset", offset.to_string()),
-                    ];
-                    let letter = self.send_dead_letter(
-                        message_key.clone(),
-                        payload.clone(),
-                        headers,
-                        "clickhouse_rejected",
-                    );
-                    batch.dead.push(letter);
-                }
-                batch.messages = messages;
-                Ok(())
-            }
-        }
-    }
-
-    /// Waits until the broker acknowledged every dead letter of the batch, re-sending failed
-    /// ones: offsets are never committed past an unacknowledged dead letter.
-    async fn await_dead_letters(&mut self, batch: &mut Batch) -> Result<(), Error> {
-        for letter in &mut batch.dead {
-            let mut backoff = BACKOFF_START;
-            loop {
-                let delivered = match letter.delivery.take() {
-                    Some(delivery) => matches!(delivery.await, Ok(Ok(_))),
-                    None => false,
-                };
-                if delivered {
-                    break;
-                }
-                if let Some(deadline) = self.stopping()
-                    && Instant::now() + backoff > deadline
-                {
-                    return Err(self.gave_up());
-                }
-                counter!(names::RETRIES, "op" => "dead_letter").increment(1);
-                tracing::warn!(retry_in = ?backoff, "dead letter not acknowledged; re-sending");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                letter.delivery = self.enqueue(letter);
-            }
+        let written = result??;
+        self.writing.remove(&written.key);
+        // A revocation seen by the last poll must be known before deciding to commit.
+        self.apply_rebalance_events();
+        let current = self
+            .partitions
+            .get(&written.key)
+            .is_some_and(|state| state.generation == written.generation);
+        if current {
+            self.commit(&written.key, written.next_offset);
+        } else {
+            tracing::info!(
+                topic = written.key.0,
+                partition = written.key.1,
+                next_offset = written.next_offset,
+                "partition revoked while its batch was written: not committing; its next owner replays it"
+            );
         }
         Ok(())
     }
@@ -1051,68 +688,9 @@ impl Worker {
     }
 }
 
-/// Sleeps for `duration`, or less if shutdown is requested meanwhile.
-async fn sleep_or_stop(stop: &watch::Receiver<bool>, duration: Duration) {
-    let mut stop = stop.clone();
-    tokio::select! {
-        () = tokio::time::sleep(duration) => {}
-        () = async { let _ = stop.wait_for(|stopped| *stopped).await; } => {}
-    }
-}
-
-/// The batch id: a hash of topic, partition, offset range and the first and last payloads
-/// (so that a recreated topic reusing offsets never collides with old batches).
-fn batch_id(key: &(String, i32), batch: &Batch) -> u64 {
-    let mut hasher = Sha256::new();
-    hasher.update(key.0.as_bytes());
-    hasher.update([0]);
-    hasher.update(key.1.to_be_bytes());
-    hasher.update(batch.first_offset.to_be_bytes());
-    hasher.update(batch.last_offset.to_be_bytes());
-    if let Some((_, _, first)) = batch.messages.first() {
-        hasher.update(Sha256::digest(first));
-    }
-    if let Some((_, _, last)) = batch.messages.last() {
-        hasher.update(Sha256::digest(last));
-    }
-    let digest = hasher.finalize();
-    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn batch(first: i64, last: i64, payloads: &[&[u8]]) -> Batch {
-        Batch {
-            first_offset: first,
-            last_offset: last,
-            messages: payloads
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (first + i as i64, None, p.to_vec()))
-                .collect(),
-            ..Batch::default()
-        }
-    }
-
-    #[test]
-    fn batch_id_is_stable_and_depends_on_range_and_content() {
-        let key = ("gateway.logs".to_owned(), 3);
-        let a = batch_id(&key, &batch(10, 11, &[b"a", b"b"]));
-        assert_eq!(a, batch_id(&key, &batch(10, 11, &[b"a", b"b"])));
-        assert_ne!(a, batch_id(&key, &batch(10, 12, &[b"a", b"b"])));
-        assert_ne!(a, batch_id(&key, &batch(10, 11, &[b"a", b"c"])));
-        assert_ne!(
-            a,
-            batch_id(
-                &("gateway.logs".to_owned(), 4),
-                &batch(10, 11, &[b"a", b"b"])
-            )
-        );
-        // Pinned: the id must never change between releases (replays rely on it).
-        assert_eq!(a, batch_id(&key, &batch(10, 11, &[b"a", b"b"])));
-    }
 
     #[test]
     fn fail_points_parse() {
