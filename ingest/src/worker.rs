@@ -129,9 +129,10 @@ pub async fn run(
 }
 
 fn validate(config: &IngestConfig) -> Result<(), Error> {
-    if config.batch_max_rows == 0 || config.batch_max_bytes == 0 {
+    if config.batch_max_rows == 0 || config.batch_max_bytes == 0 || config.max_inflight_batches == 0
+    {
         return Err(Error::Config(
-            "batch-max-rows and batch-max-bytes must be positive".into(),
+            "batch-max-rows, batch-max-bytes and max-inflight-batches must be positive".into(),
         ));
     }
     if config.logs_topic == config.dlq_topic || config.identity_topic == config.dlq_topic {
@@ -608,8 +609,7 @@ impl Worker {
     /// write (commits stay in offset order) and for a free slot among `max_inflight_batches`:
     /// that wait is what bounds memory while ClickHouse is slow or down.
     async fn flush_partition(&mut self, key: &(String, i32)) -> Result<(), Error> {
-        while self.writing.contains(key)
-            || self.inflight.len() >= self.config.max_inflight_batches.max(1)
+        while self.writing.contains(key) || self.inflight.len() >= self.config.max_inflight_batches
         {
             match self.inflight.next().await {
                 Some(written) => self.written(written)?,
@@ -707,6 +707,9 @@ mod tests {
         assert!(validate(&config).is_err());
         let mut config = IngestConfig::defaults();
         config.batch_max_rows = 0;
+        assert!(validate(&config).is_err());
+        let mut config = IngestConfig::defaults();
+        config.max_inflight_batches = 0;
         assert!(validate(&config).is_err());
     }
 }
