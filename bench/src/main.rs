@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::data::{Generator, Shape};
 use crate::queries::Lat;
@@ -129,6 +130,8 @@ impl Config {
 #[derive(Default)]
 struct Ingest {
     events: u64,
+    /// Rows/s of plain RowBinary inserts of the same events (no Kafka, no worker).
+    ceiling_rate: f64,
     produce_secs: f64,
     e2e_rate: f64,
     e2e_secs: f64,
@@ -144,6 +147,9 @@ struct Ingest {
     pg_secs: f64,
     error: Option<String>,
 }
+
+/// Rows per block of the ceiling measurement: about one 8 MiB worker batch of these events.
+const CEILING_BLOCK_ROWS: usize = 12_500;
 
 #[derive(Default)]
 struct Queries {
@@ -535,7 +541,35 @@ async fn ingest(
         eprintln!("bench: deleting the bench topics: {e:#}");
     }
 
-    // 4. Baseline: 8 writers doing single-row INSERTs of the same events.
+    // 4. The ClickHouse engine's own ceiling for these rows: the same events inserted straight
+    //    into a fresh database (RowBinary blocks the size of a worker batch, two at a time like
+    //    the worker's write slots; no Kafka, no parsing, no intents, no event-id look-ups).
+    let ceiling_db = "logbus_bench_ceiling";
+    let ceiling =
+        logbus::fresh_database(cfg.clickhouse_url.as_deref().unwrap_or_default(), ceiling_db)
+            .await?;
+    let t = Instant::now();
+    futures::stream::iter(rows.chunks(CEILING_BLOCK_ROWS))
+        .map(|block| logbus::insert_rows(&ceiling, block))
+        .buffer_unordered(2)
+        .try_collect::<Vec<()>>()
+        .await
+        .context("ClickHouse ceiling inserts")?;
+    r.ceiling_rate = rows.len() as f64 / t.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "bench: ClickHouse insert ceiling {:.0} rows/s ({} rows in blocks of {CEILING_BLOCK_ROWS})",
+        r.ceiling_rate,
+        rows.len()
+    );
+    if let Err(e) = ceiling
+        .query(&format!("DROP DATABASE IF EXISTS `{ceiling_db}`"))
+        .execute()
+        .await
+    {
+        eprintln!("bench: dropping {ceiling_db}: {e:#}");
+    }
+
+    // 5. Baseline: 8 writers doing single-row INSERTs of the same events.
     let c = pg.connect().await?;
     pg::create_schema(&c, true).await?;
     let rows = Arc::new(rows);
@@ -822,6 +856,17 @@ fn report(
                 i.raw_rate,
                 if i.raw_rate > 0.0 {
                     i.e2e_rate / i.raw_rate
+                } else {
+                    0.0
+                }
+            );
+            let _ = writeln!(
+                s,
+                "| ingest vs the ClickHouse engine's insert ceiling (same events inserted directly, RowBinary blocks of {CEILING_BLOCK_ROWS} rows, 2 at a time) | {:.0} events/s | ceiling {:.0} rows/s | {:.2} of the ceiling | (what bounds ingest) | {m} |",
+                i.e2e_rate,
+                i.ceiling_rate,
+                if i.ceiling_rate > 0.0 {
+                    i.e2e_rate / i.ceiling_rate
                 } else {
                     0.0
                 }

@@ -573,11 +573,16 @@ impl Worker {
         }
     }
 
-    /// A partition whose previous batch is still being written is not due by age: its batch
-    /// grows (up to the size limits) until that write is done.
+    /// While every write slot is busy, or a partition's previous batch is still being
+    /// written, batches are not due by age: they grow (up to the size limits) until a slot is
+    /// free. Under load that makes batches big, and a few big inserts cost ClickHouse far less
+    /// than many small ones; at lower rates the flush interval still bounds freshness.
     async fn flush_due(&mut self, all: bool) -> Result<(), Error> {
+        if !all && self.inflight.len() >= self.config.max_inflight_batches {
+            return Ok(());
+        }
         let interval = Duration::from_millis(self.config.flush_interval_ms);
-        let due: Vec<(String, i32)> = self
+        let mut due: Vec<(Instant, (String, i32))> = self
             .partitions
             .iter()
             .filter(|(key, state)| {
@@ -597,9 +602,16 @@ impl Worker {
                     None => age >= interval,
                 }
             })
-            .map(|(key, _)| key.clone())
+            .map(|(key, state)| {
+                let started = state.batch.started.unwrap_or_else(Instant::now);
+                (started, key.clone())
+            })
             .collect();
-        for key in due {
+        due.sort();
+        for (_, key) in due {
+            if !all && self.inflight.len() >= self.config.max_inflight_batches {
+                break;
+            }
             self.flush_partition(&key).await?;
         }
         Ok(())
