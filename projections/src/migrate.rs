@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "ingest_batches",
         sql: include_str!("migrations/0002_ingest_batches.sql"),
     },
+    Migration {
+        version: 3,
+        name: "codecs",
+        sql: include_str!("migrations/0003_codecs.sql"),
+    },
 ];
 
 impl Migration {
