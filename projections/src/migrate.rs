@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "codecs",
         sql: include_str!("migrations/0003_codecs.sql"),
     },
+    Migration {
+        version: 4,
+        name: "stat_projections",
+        sql: include_str!("migrations/0004_stat_projections.sql"),
+    },
 ];
 
 impl Migration {
