@@ -360,9 +360,9 @@ pub fn hour_tier_applies(filter: &LogFilter) -> bool {
         && !(filter.user_id.is_some() && global)
 }
 
-/// Splits `range` at multiples of `unit`: the whole units `[a, b)` inside it (`None` when
-/// there are none) and the inclusive leftovers at either edge.
-fn split(range: Range, unit: i64) -> (Option<(Option<i64>, Option<i64>)>, Vec<Range>) {
+/// Splits `range` at multiples of `unit`: the whole units inside it as a half-open `[a, b)`
+/// (`None` when there are none) and the inclusive leftovers at either edge.
+fn split(range: Range, unit: i64) -> (Option<Range>, Vec<Range>) {
     let (start, end) = range;
     let first = start.map(|s| (s + unit - 1).div_euclid(unit) * unit);
     let last = end.map(|e| (e + 1).div_euclid(unit) * unit);
@@ -565,6 +565,69 @@ impl IdentityCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_split_into_whole_units_and_edges() {
+        // Inclusive [10, 7325] -> whole hours [3600, 7200) and edges [10, 3599], [7200, 7325].
+        assert_eq!(
+            split((Some(10), Some(7325)), HOUR),
+            (
+                Some((Some(3600), Some(7200))),
+                vec![(Some(10), Some(3599)), (Some(7200), Some(7325))]
+            )
+        );
+        // Aligned ends leave no edges; an end at the last second of an hour includes it.
+        assert_eq!(
+            split((Some(3600), Some(7199)), HOUR),
+            (Some((Some(3600), Some(7200))), vec![])
+        );
+        // No whole unit inside: the range is all edge.
+        assert_eq!(
+            split((Some(3601), Some(7199)), HOUR),
+            (None, vec![(Some(3601), Some(7199))])
+        );
+        assert_eq!(
+            split((Some(200), Some(100)), MINUTE),
+            (None, vec![(Some(200), Some(100))])
+        );
+        // Unbounded ends stay unbounded.
+        assert_eq!(
+            split((None, Some(130)), MINUTE),
+            (Some((None, Some(120))), vec![(Some(120), Some(130))])
+        );
+        assert_eq!(split((None, None), HOUR), (Some((None, None)), vec![]));
+    }
+
+    #[test]
+    fn hour_tier_only_for_projection_keys() {
+        let base = LogFilter {
+            log_type: Some(2),
+            ..Default::default()
+        };
+        assert!(hour_tier_applies(&base));
+        assert!(hour_tier_applies(&LogFilter {
+            channel: Some(3),
+            group: Some("vip".into()),
+            ..base.clone()
+        }));
+        assert!(hour_tier_applies(&LogFilter {
+            user_id: Some(1),
+            ..base.clone()
+        }));
+        assert!(!hour_tier_applies(&LogFilter {
+            user_id: Some(1),
+            channel: Some(3),
+            ..base.clone()
+        }));
+        assert!(!hour_tier_applies(&LogFilter {
+            token_name: Some("t".into()),
+            ..base.clone()
+        }));
+        assert!(!hour_tier_applies(&LogFilter {
+            request_id: Some("r".into()),
+            ..base
+        }));
+    }
 
     #[test]
     fn partition_ids_are_utc_days() {
