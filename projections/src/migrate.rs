@@ -28,6 +28,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "ingest_batches",
         sql: include_str!("migrations/0002_ingest_batches.sql"),
     },
+    Migration {
+        version: 3,
+        name: "codecs",
+        sql: include_str!("migrations/0003_codecs.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "stat_projections",
+        sql: include_str!("migrations/0004_stat_projections.sql"),
+    },
 ];
 
 impl Migration {

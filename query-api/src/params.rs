@@ -288,6 +288,14 @@ impl Conditions {
         }
     }
 
+    /// `WHERE ...` of the clauses pushed so far, which are then cleared while their values stay
+    /// bound: several subqueries of one statement can share one set of parameters.
+    pub fn take_where(&mut self) -> String {
+        let clause = self.where_clause();
+        self.clauses.clear();
+        clause
+    }
+
     pub fn apply(&self, mut query: clickhouse::query::Query) -> clickhouse::query::Query {
         for (name, value) in &self.params {
             query = query.param(name, value);

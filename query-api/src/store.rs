@@ -22,6 +22,7 @@ pub const TOKEN_LOGS_LIMIT: u64 = 1000;
 pub const RATE_WINDOW_SECS: i64 = 60;
 
 const MINUTE: i64 = 60;
+const HOUR: i64 = 3_600;
 const DAY: i64 = 86_400;
 
 #[derive(Clone)]
@@ -38,7 +39,8 @@ pub struct Stat {
 }
 
 #[derive(Debug, Row, Deserialize)]
-struct Rate {
+struct StatRow {
+    quota: i64,
     requests: u64,
     tokens: i64,
 }
@@ -69,6 +71,10 @@ impl Store {
     }
 
     /// One page of logs, newest first, and the exact number of matching logs.
+    ///
+    /// The count and the page are two queries sent concurrently (a server that runs queries in
+    /// parallel answers in the time of the slower one). Counts filtered only on the keys of the
+    /// aggregate projections (user, type, model, channel, group) are answered from them.
     pub async fn list(
         &self,
         filter: &LogFilter,
@@ -83,12 +89,7 @@ impl Store {
             tables::LOGS,
             conditions.where_clause()
         );
-        let total = self
-            .timed(self.query(&count_sql, &conditions).fetch_one::<u64>())
-            .await?;
-        if total <= offset {
-            return Ok((Vec::new(), total));
-        }
+        let count_conditions = conditions.clone();
         let limit_ph = conditions.bind(Value::U64(limit));
         let offset_ph = conditions.bind(Value::U64(offset));
         let sql = format!(
@@ -97,9 +98,10 @@ impl Store {
             tables::LOGS,
             conditions.where_clause()
         );
-        let rows = self
-            .timed(self.query(&sql, &conditions).fetch_all::<LogRow>())
-            .await?;
+        let (total, rows) = tokio::try_join!(
+            self.timed(self.query(&count_sql, &count_conditions).fetch_one::<u64>()),
+            self.timed(self.query(&sql, &conditions).fetch_all::<LogRow>()),
+        )?;
         Ok((rows, total))
     }
 
@@ -148,115 +150,35 @@ impl Store {
             .await
     }
 
-    /// Quota over the filters and time range, and rpm/tpm over the last minute before `now`.
+    /// Quota over the filters and time range, and rpm/tpm over the last minute before `now`,
+    /// in one statement.
     ///
-    /// Whole minutes inside the range are summed from `logs_minute` (always with `sum()`:
-    /// rows of one key may be unmerged); the partial minutes at either edge come from `logs`.
-    /// A `request_id` filter has no rollup column, so it scans `logs` only.
+    /// The quota range is split into tiers (see docs/api.md): whole hours are summed from `logs`
+    /// with an hour-aligned filter that ClickHouse answers from the aggregate projections
+    /// `stat_hour`/`stat_user_hour` when the filters allow it; the whole minutes left at either
+    /// edge come from `logs_minute` (always with `sum()`: rows of one key may be unmerged); the
+    /// partial minutes from `logs`. A `request_id` filter has no rollup column, so it scans
+    /// `logs` only.
     pub async fn stat(&self, filter: &LogFilter, now: i64) -> Result<Stat, DbError> {
-        let quota = self.quota(filter).await?;
         let mut conditions = Conditions::default();
+        let quota = quota_expression(filter, &mut conditions);
         conditions.dimensions(filter);
         conditions.compare("created_at", ">=", Value::I64(now - RATE_WINDOW_SECS));
         let sql = format!(
-            "SELECT count() AS requests, sum(prompt_tokens + completion_tokens) AS tokens FROM {} {}",
+            "SELECT {quota} AS quota, requests, tokens FROM \
+             (SELECT count() AS requests, sum(prompt_tokens + completion_tokens) AS tokens \
+              FROM {} {})",
             tables::LOGS,
-            conditions.where_clause()
+            conditions.take_where()
         );
-        let rate = self
-            .timed(self.query(&sql, &conditions).fetch_one::<Rate>())
+        let row = self
+            .timed(self.query(&sql, &conditions).fetch_one::<StatRow>())
             .await?;
         Ok(Stat {
-            quota,
-            rpm: rate.requests,
-            tpm: rate.tokens,
+            quota: row.quota,
+            rpm: row.requests,
+            tpm: row.tokens,
         })
-    }
-
-    async fn quota(&self, filter: &LogFilter) -> Result<i64, DbError> {
-        let start = filter.start;
-        let end = filter.end.filter(|end| *end <= i64::from(u32::MAX));
-        if start.is_some_and(|s| s > i64::from(u32::MAX)) {
-            return Ok(0);
-        }
-        // Whole minutes [first_full, end_full) come from the rollup.
-        let first_full = start.map(|s| (s + MINUTE - 1).div_euclid(MINUTE) * MINUTE);
-        let end_full = end.map(|e| (e + 1).div_euclid(MINUTE) * MINUTE);
-        let use_rollup = filter.request_id.is_none()
-            && match (first_full, end_full) {
-                (Some(a), Some(b)) => a < b,
-                _ => true,
-            };
-        if !use_rollup {
-            return self.raw_quota(filter, &[(start, end)]).await;
-        }
-        let mut conditions = Conditions::default();
-        conditions.dimensions(filter);
-        if let Some(a) = first_full {
-            conditions.compare("minute", ">=", Value::I64(a));
-        }
-        if let Some(b) = end_full {
-            conditions.compare("minute", "<", Value::I64(b));
-        }
-        let sql = format!(
-            "SELECT sum(quota) FROM {} {}",
-            tables::LOGS_MINUTE,
-            conditions.where_clause()
-        );
-        let rolled = self
-            .timed(self.query(&sql, &conditions).fetch_one::<i64>())
-            .await?;
-        // The edges: [start, first_full) and [end_full, end], as inclusive ranges.
-        let mut edges = Vec::new();
-        if let (Some(s), Some(a)) = (start, first_full)
-            && s < a
-        {
-            edges.push((Some(s), Some(a - 1)));
-        }
-        if let (Some(b), Some(e)) = (end_full, end)
-            && b <= e
-        {
-            edges.push((Some(b), Some(e)));
-        }
-        let raw = if edges.is_empty() {
-            0
-        } else {
-            self.raw_quota(filter, &edges).await?
-        };
-        Ok(rolled + raw)
-    }
-
-    /// Sum of quota in `logs` over the union of inclusive ranges.
-    async fn raw_quota(
-        &self,
-        filter: &LogFilter,
-        ranges: &[(Option<i64>, Option<i64>)],
-    ) -> Result<i64, DbError> {
-        let mut conditions = Conditions::default();
-        conditions.dimensions(filter);
-        let mut alternatives = Vec::new();
-        for (start, end) in ranges {
-            // Each range's placeholders are registered on `conditions`.
-            let mut parts = Vec::new();
-            if let Some(s) = start {
-                parts.push(format!("created_at >= {}", conditions.bind(Value::I64(*s))));
-            }
-            if let Some(e) = end {
-                parts.push(format!("created_at <= {}", conditions.bind(Value::I64(*e))));
-            }
-            if parts.is_empty() {
-                parts.push("true".to_owned());
-            }
-            alternatives.push(format!("({})", parts.join(" AND ")));
-        }
-        conditions.push(format!("({})", alternatives.join(" OR ")));
-        let sql = format!(
-            "SELECT sum(quota) FROM {} {}",
-            tables::LOGS,
-            conditions.where_clause()
-        );
-        self.timed(self.query(&sql, &conditions).fetch_one::<i64>())
-            .await
     }
 
     /// The latest version of the user holding this access token hash, if any.
@@ -424,6 +346,149 @@ impl Store {
     }
 }
 
+/// An inclusive range of unix seconds; `None` is unbounded.
+type Range = (Option<i64>, Option<i64>);
+
+/// Whether the hourly aggregate projections of `logs` can answer these filters: `stat_hour`
+/// keys on type, model, channel and group; `stat_user_hour` on user and type.
+pub fn hour_tier_applies(filter: &LogFilter) -> bool {
+    let global = filter.model_name.is_some() || filter.channel.is_some() || filter.group.is_some();
+    filter.request_id.is_none()
+        && filter.username.is_none()
+        && filter.token_name.is_none()
+        && filter.token_id.is_none()
+        && !(filter.user_id.is_some() && global)
+}
+
+/// Splits `range` at multiples of `unit`: the whole units inside it as a half-open `[a, b)`
+/// (`None` when there are none) and the inclusive leftovers at either edge.
+fn split(range: Range, unit: i64) -> (Option<Range>, Vec<Range>) {
+    let (start, end) = range;
+    let first = start.map(|s| (s + unit - 1).div_euclid(unit) * unit);
+    let last = end.map(|e| (e + 1).div_euclid(unit) * unit);
+    let whole = match (first, last) {
+        (Some(a), Some(b)) => a < b,
+        _ => true,
+    };
+    if !whole {
+        return (None, vec![range]);
+    }
+    let mut edges = Vec::new();
+    if let (Some(s), Some(a)) = (start, first)
+        && s < a
+    {
+        edges.push((Some(s), Some(a - 1)));
+    }
+    if let (Some(b), Some(e)) = (last, end)
+        && b <= e
+    {
+        edges.push((Some(b), Some(e)));
+    }
+    (Some((first, last)), edges)
+}
+
+/// `(expr >= a AND expr < b) OR ...` over half-open ranges (`inclusive_end`: `<=` instead).
+fn ranges_clause(
+    conditions: &mut Conditions,
+    expr: &str,
+    ranges: &[Range],
+    inclusive_end: bool,
+) -> String {
+    let alternatives: Vec<String> = ranges
+        .iter()
+        .map(|(start, end)| {
+            let mut parts = Vec::new();
+            if let Some(s) = start {
+                parts.push(format!("{expr} >= {}", conditions.bind(Value::I64(*s))));
+            }
+            if let Some(e) = end {
+                let op = if inclusive_end { "<=" } else { "<" };
+                parts.push(format!("{expr} {op} {}", conditions.bind(Value::I64(*e))));
+            }
+            if parts.is_empty() {
+                parts.push("true".to_owned());
+            }
+            format!("({})", parts.join(" AND "))
+        })
+        .collect();
+    format!("({})", alternatives.join(" OR "))
+}
+
+/// The SQL expression of the quota over the filters and time range: the tiers' queries as
+/// scalar subqueries added together, with their values bound on `conditions`.
+fn quota_expression(filter: &LogFilter, conditions: &mut Conditions) -> String {
+    let terms = quota_queries(filter, conditions);
+    if terms.is_empty() {
+        return "toInt64(0)".to_owned();
+    }
+    terms
+        .iter()
+        .map(|query| format!("ifNull(({query}), toInt64(0))"))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// The `SELECT sum(quota) ...` of each tier the range needs, in tier order (whole hours,
+/// whole minutes, seconds), with their values bound on `conditions`. Public so that tests can
+/// check how ClickHouse plans them.
+pub fn quota_queries(filter: &LogFilter, conditions: &mut Conditions) -> Vec<String> {
+    let start = filter.start;
+    let end = filter.end.filter(|end| *end <= i64::from(u32::MAX));
+    if start.is_some_and(|s| s > i64::from(u32::MAX)) {
+        return Vec::new();
+    }
+    let mut terms = Vec::new();
+    // Tier 1: whole hours, answered by the aggregate projections of `logs`.
+    let mut rest = vec![(start, end)];
+    if hour_tier_applies(filter) {
+        let (hours, edges) = split((start, end), HOUR);
+        if let Some(hours) = hours {
+            conditions.dimensions(filter);
+            let clause = ranges_clause(conditions, "toStartOfHour(created_at)", &[hours], false);
+            conditions.push(clause);
+            terms.push(format!(
+                "SELECT sum(quota) FROM {} {}",
+                tables::LOGS,
+                conditions.take_where()
+            ));
+            rest = edges;
+        }
+    }
+    // Tier 2: whole minutes from the rollup; tier 3: the seconds left, from the raw rows.
+    let mut minutes = Vec::new();
+    let mut seconds = Vec::new();
+    for range in rest {
+        if filter.request_id.is_some() {
+            seconds.push(range);
+            continue;
+        }
+        let (whole, edges) = split(range, MINUTE);
+        minutes.extend(whole);
+        seconds.extend(edges);
+    }
+    if !minutes.is_empty() {
+        conditions.dimensions(filter);
+        let clause = ranges_clause(conditions, "minute", &minutes, false);
+        conditions.push(clause);
+        terms.push(format!(
+            "SELECT sum(quota) FROM {} {}",
+            tables::LOGS_MINUTE,
+            conditions.take_where()
+        ));
+    }
+    if !seconds.is_empty() {
+        conditions.dimensions(filter);
+        let clause = ranges_clause(conditions, "created_at", &seconds, true);
+        conditions.push(clause);
+        terms.push(format!(
+            "SELECT sum(quota) FROM {} {}",
+            tables::LOGS,
+            conditions.take_where()
+        ));
+    }
+    terms
+}
+
 /// `toYYYYMMDD` of a unix timestamp (UTC).
 pub fn partition_id(timestamp: i64) -> u32 {
     let days = timestamp.div_euclid(DAY);
@@ -500,6 +565,69 @@ impl IdentityCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_split_into_whole_units_and_edges() {
+        // Inclusive [10, 7325] -> whole hours [3600, 7200) and edges [10, 3599], [7200, 7325].
+        assert_eq!(
+            split((Some(10), Some(7325)), HOUR),
+            (
+                Some((Some(3600), Some(7200))),
+                vec![(Some(10), Some(3599)), (Some(7200), Some(7325))]
+            )
+        );
+        // Aligned ends leave no edges; an end at the last second of an hour includes it.
+        assert_eq!(
+            split((Some(3600), Some(7199)), HOUR),
+            (Some((Some(3600), Some(7200))), vec![])
+        );
+        // No whole unit inside: the range is all edge.
+        assert_eq!(
+            split((Some(3601), Some(7199)), HOUR),
+            (None, vec![(Some(3601), Some(7199))])
+        );
+        assert_eq!(
+            split((Some(200), Some(100)), MINUTE),
+            (None, vec![(Some(200), Some(100))])
+        );
+        // Unbounded ends stay unbounded.
+        assert_eq!(
+            split((None, Some(130)), MINUTE),
+            (Some((None, Some(120))), vec![(Some(120), Some(130))])
+        );
+        assert_eq!(split((None, None), HOUR), (Some((None, None)), vec![]));
+    }
+
+    #[test]
+    fn hour_tier_only_for_projection_keys() {
+        let base = LogFilter {
+            log_type: Some(2),
+            ..Default::default()
+        };
+        assert!(hour_tier_applies(&base));
+        assert!(hour_tier_applies(&LogFilter {
+            channel: Some(3),
+            group: Some("vip".into()),
+            ..base.clone()
+        }));
+        assert!(hour_tier_applies(&LogFilter {
+            user_id: Some(1),
+            ..base.clone()
+        }));
+        assert!(!hour_tier_applies(&LogFilter {
+            user_id: Some(1),
+            channel: Some(3),
+            ..base.clone()
+        }));
+        assert!(!hour_tier_applies(&LogFilter {
+            token_name: Some("t".into()),
+            ..base.clone()
+        }));
+        assert!(!hour_tier_applies(&LogFilter {
+            request_id: Some("r".into()),
+            ..base
+        }));
+    }
 
     #[test]
     fn partition_ids_are_utc_days() {

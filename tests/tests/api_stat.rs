@@ -6,6 +6,8 @@ mod api_support;
 use api_support::*;
 use clickhouse::Row;
 use logbus_projections::events::LogEvent;
+use logbus_query_api::params::{Conditions, LogFilter};
+use logbus_query_api::store::quota_queries;
 use serde::Deserialize;
 
 /// 2023-11-14 00:00:00 UTC.
@@ -29,7 +31,10 @@ async fn stat_quota_equals_a_raw_scan_and_rates_use_the_last_minute() {
     let api = Api::start().await;
     let m0 = DAY0 + 3600;
     let mut events = Vec::new();
-    let offsets = [0, 1, 30, 59, 60, 61, 119, 120, 185, 240, 300, 359, 3599];
+    let offsets = [
+        0, 1, 30, 59, 60, 61, 119, 120, 185, 240, 300, 359, 3599, 3600, 3601, 3660, 7199, 7200,
+        7261, 10_900,
+    ];
     for (i, offset) in offsets.iter().enumerate() {
         let who = if i % 3 == 0 { BOB } else { ALICE };
         let mut e = log(m0 + offset, who);
@@ -89,6 +94,13 @@ async fn stat_quota_equals_a_raw_scan_and_rates_use_the_last_minute() {
         (m0 + 30, 0),
         (0, 0),
         (m0 + 200, m0 + 100),
+        // Whole hours (answered by the hourly projections when the filters allow it).
+        (m0 + 59, m0 + 7200),
+        (m0 + 3600, m0 + 7199),
+        (m0 + 3599, m0 + 7261),
+        (m0 - 3600, m0 + 4 * 3600),
+        (m0 + 3600, 0),
+        (0, m0 + 7199),
     ];
     type Filter = (&'static str, fn(&LogEvent) -> bool);
     let filters: [Filter; 9] = [
@@ -122,6 +134,87 @@ async fn stat_quota_equals_a_raw_scan_and_rates_use_the_last_minute() {
             assert_eq!(data["quota"], expected, "{path}");
         }
     }
+    // Self, over the same ranges: user and type are the keys of stat_user_hour; a model
+    // filter is not, and goes through the minute rollup.
+    for (start, end) in ranges {
+        for (query, keep) in [
+            ("", (|e| e.log_type == 2) as fn(&LogEvent) -> bool),
+            ("&type=5", |e| e.log_type == 5),
+            ("&model_name=claude-3", |e| {
+                e.log_type == 2 && e.model_name.as_deref() == Some("claude-3")
+            }),
+        ] {
+            let path =
+                format!("/api/log/self/stat?start_timestamp={start}&end_timestamp={end}{query}");
+            let data = api.data(&path, ALICE).await;
+            let expected = quota_of(&events, |e| {
+                keep(e) && e.user_id == ALICE.id && in_range(e, start, end)
+            });
+            assert_eq!(data["quota"], expected, "{path}");
+        }
+    }
+
+    // Whole hours really are read from the aggregate projections, and list totals filtered on
+    // their keys too.
+    let hour_plan = |filter: LogFilter| {
+        let api = &api;
+        async move {
+            let mut conditions = Conditions::default();
+            let queries = quota_queries(&filter, &mut conditions);
+            let plan = conditions
+                .apply(api.db.client.query(&format!("EXPLAIN {}", queries[0])))
+                .fetch_all::<String>()
+                .await
+                .unwrap()
+                .join("\n");
+            (queries, plan)
+        }
+    };
+    let hours = LogFilter {
+        log_type: Some(2),
+        start: Some(m0 - 61),
+        end: Some(m0 + 7320),
+        ..Default::default()
+    };
+    let (queries, plan) = hour_plan(hours.clone()).await;
+    assert_eq!(queries.len(), 3, "hours, minutes, seconds: {queries:?}");
+    assert!(plan.contains("(stat_hour)"), "{plan}");
+    let (_, plan) = hour_plan(LogFilter {
+        user_id: Some(ALICE.id),
+        ..hours.clone()
+    })
+    .await;
+    assert!(plan.contains("(stat_user_hour)"), "{plan}");
+    let (queries, _) = hour_plan(LogFilter {
+        token_name: Some("alice-token".into()),
+        ..hours
+    })
+    .await;
+    assert!(
+        queries[0].contains("logs_minute"),
+        "token_name is no projection key: {queries:?}"
+    );
+    let plan = api
+        .db
+        .client
+        .query("EXPLAIN SELECT count() FROM logs WHERE user_id = ?")
+        .bind(ALICE.id)
+        .fetch_all::<String>()
+        .await
+        .unwrap()
+        .join("\n");
+    assert!(plan.contains("(stat_user_hour)"), "{plan}");
+    let plan = api
+        .db
+        .client
+        .query("EXPLAIN SELECT count() FROM logs WHERE username = 'bob' AND model_name = 'x'")
+        .fetch_all::<String>()
+        .await
+        .unwrap()
+        .join("\n");
+    assert!(plan.contains("(list_user_model)"), "{plan}");
+    assert_projections_match_raw(&api).await;
+
     // request_id has no rollup column: answered from the raw table.
     let rid = events[4].request_id.clone().unwrap();
     let data = api
@@ -246,6 +339,58 @@ async fn assert_rollup_matches_raw(api: &Api) {
     assert_eq!(rollup, raw, "rollups equal the raw rows, minute by minute");
 }
 
+/// The hourly projections of `logs` agree with a GROUP BY over the raw rows (projections
+/// disabled), key by key.
+async fn assert_projections_match_raw(api: &Api) {
+    let totals = |use_projections: &'static str| async move {
+        api.db
+            .client
+            .query(
+                "SELECT concat(toString(toStartOfHour(created_at)), ' ', toString(type), ' ', \
+                 model_name, ' ', toString(channel_id), ' ', `group`, ' ', toString(count()), \
+                 ' ', toString(sum(quota))) FROM logs \
+                 GROUP BY toStartOfHour(created_at), type, model_name, channel_id, `group` \
+                 ORDER BY 1",
+            )
+            .with_setting("optimize_use_projections", use_projections)
+            .fetch_all::<String>()
+            .await
+            .unwrap()
+    };
+    assert_eq!(totals("1").await, totals("0").await, "stat_hour");
+    let by_user = |use_projections: &'static str| async move {
+        api.db
+            .client
+            .query(
+                "SELECT concat(toString(user_id), ' ', toString(toStartOfHour(created_at)), ' ', \
+                 toString(type), ' ', toString(count()), ' ', toString(sum(quota))) FROM logs \
+                 GROUP BY user_id, toStartOfHour(created_at), type ORDER BY 1",
+            )
+            .with_setting("optimize_use_projections", use_projections)
+            .fetch_all::<String>()
+            .await
+            .unwrap()
+    };
+    assert_eq!(by_user("1").await, by_user("0").await, "stat_user_hour");
+    let by_username = |use_projections: &'static str| async move {
+        api.db
+            .client
+            .query(
+                "SELECT concat(username, ' ', model_name, ' ', toString(type), ' ', \
+                 toString(count())) FROM logs GROUP BY username, model_name, type ORDER BY 1",
+            )
+            .with_setting("optimize_use_projections", use_projections)
+            .fetch_all::<String>()
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        by_username("1").await,
+        by_username("0").await,
+        "list_user_model"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_drops_old_days_and_rebuilds_the_boundary_minute() {
     let api = Api::start().await;
@@ -327,9 +472,27 @@ async fn delete_drops_old_days_and_rebuilds_the_boundary_minute() {
         "whole days dropped as partitions"
     );
     assert_rollup_matches_raw(&api).await;
+    assert_projections_match_raw(&api).await;
     let remaining: i64 = events[7..].iter().map(|e| e.quota.unwrap()).sum();
     assert_eq!(api.data("/api/log/stat", ADMIN).await["quota"], remaining);
     assert_eq!(api.data("/api/log/", ADMIN).await["total"], 4);
+    // Whole hours (from the projections) around the deleted boundary hour.
+    let path = format!(
+        "/api/log/stat?start_timestamp={}&end_timestamp={}",
+        day3 - DAY,
+        day3 + DAY + 100
+    );
+    assert_eq!(api.data(&path, ADMIN).await["quota"], remaining, "{path}");
+    let alice: i64 = events[7..]
+        .iter()
+        .filter(|e| e.user_id == ALICE.id)
+        .map(|e| e.quota.unwrap())
+        .sum();
+    assert_eq!(api.data("/api/log/self/stat", ALICE).await["quota"], alice);
+    assert_eq!(
+        api.data("/api/log/self", ALICE).await["total"],
+        events[7..].iter().filter(|e| e.user_id == ALICE.id).count()
+    );
 
     // Again with the same cut: nothing left to delete, rollups still right (the rebuilt
     // minute is not swallowed as a duplicate insert).
@@ -342,6 +505,7 @@ async fn delete_drops_old_days_and_rebuilds_the_boundary_minute() {
     assert_eq!((status, body["data"].clone()), (200, 2.into()), "{body}");
     api.forget_logs(2);
     assert_rollup_matches_raw(&api).await;
+    assert_projections_match_raw(&api).await;
 
     // Ingest keeps going: new events, including ones in the pruned range, still arrive.
     let mut late = log(day3 + 3690, ALICE);

@@ -155,6 +155,28 @@ async fn migrations_apply_twice_without_change() {
         )
         .await;
     assert_eq!(uncommented, 0, "every column has a comment");
+
+    // Migration 3 set the codecs without touching types or comments.
+    let codecs = db
+        .client
+        .query(
+            "SELECT concat(table, '.', name, ' ', type, ' ', compression_codec) FROM system.columns
+             WHERE database = currentDatabase()
+               AND (table, name) IN (('logs', 'upstream_request_id'), ('logs', 'quota'),
+                                     ('logs_minute', 'quota'))
+             ORDER BY table, name",
+        )
+        .fetch_all::<String>()
+        .await
+        .expect("codecs");
+    assert_eq!(
+        codecs,
+        [
+            "logs.quota Int64 CODEC(T64, ZSTD(1))",
+            "logs.upstream_request_id String CODEC(ZSTD(1))",
+            "logs_minute.quota Int64 CODEC(T64, LZ4)",
+        ]
+    );
     db.drop_database().await;
 }
 
