@@ -229,7 +229,7 @@ async fn run_inner(config: IngestConfig, stop: watch::Receiver<bool>) -> Result<
                 .max(config.session_timeout_ms)
                 .to_string(),
         )
-        .set("queued.max.messages.kbytes", "32768")
+        .set("queued.max.messages.kbytes", "16384")
         .set("fetch.max.bytes", "16777216")
         .set("max.partition.fetch.bytes", "4194304")
         .create_with_context(Ctx::default())?;

@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "stat_projections",
         sql: include_str!("migrations/0004_stat_projections.sql"),
     },
+    Migration {
+        version: 5,
+        name: "insert_cost",
+        sql: include_str!("migrations/0005_insert_cost.sql"),
+    },
 ];
 
 impl Migration {
