@@ -545,9 +545,11 @@ async fn ingest(
     //    into a fresh database (RowBinary blocks the size of a worker batch, two at a time like
     //    the worker's write slots; no Kafka, no parsing, no intents, no event-id look-ups).
     let ceiling_db = "logbus_bench_ceiling";
-    let ceiling =
-        logbus::fresh_database(cfg.clickhouse_url.as_deref().unwrap_or_default(), ceiling_db)
-            .await?;
+    let ceiling = logbus::fresh_database(
+        cfg.clickhouse_url.as_deref().unwrap_or_default(),
+        ceiling_db,
+    )
+    .await?;
     let t = Instant::now();
     futures::stream::iter(rows.chunks(CEILING_BLOCK_ROWS))
         .map(|block| logbus::insert_rows(&ceiling, block))
