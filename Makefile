@@ -8,11 +8,11 @@ DEVSTACK_VENV := $(or $(LOGBUS_DEVSTACK_DIR),.devstack)/venv
 
 .PHONY: install up down run stack-test lint test
 
-# The dev stack, plus PostgreSQL for the benchmark's baseline (bench/setup.sh: the Debian
-# package, only when missing), so that `make bench` needs nothing `make install` did not install.
+# The Debian packages a fresh machine may lack (only those missing; PostgreSQL included, for the
+# benchmark's baseline), then the dev stack: `make bench` needs nothing `make install` did not install.
 install:
+	devstack/system-packages.sh
 	devstack/install.sh
-	bench/setup.sh
 
 up: install
 	devstack/up.sh

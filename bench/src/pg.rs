@@ -63,14 +63,14 @@ pub struct Postgres {
 
 fn find_bin() -> Result<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .context("PostgreSQL is not installed (/usr/lib/postgresql missing): run bench/setup.sh")?
+        .context("PostgreSQL is not installed (/usr/lib/postgresql missing): run `make install` (devstack/system-packages.sh)")?
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
         .filter(|p| p.join("postgres").exists())
         .collect();
     found.sort();
-    found
-        .pop()
-        .context("no /usr/lib/postgresql/*/bin/postgres: run bench/setup.sh")
+    found.pop().context(
+        "no /usr/lib/postgresql/*/bin/postgres: run `make install` (devstack/system-packages.sh)",
+    )
 }
 
 impl Postgres {

@@ -11,7 +11,9 @@ fn docker_compose_file_is_valid() {
         .args(["-f", "docker-compose.yml", "config", "--quiet"])
         .current_dir(&root)
         .output()
-        .expect("docker-compose is installed (`.ci/run` and `make install` install it)");
+        .expect(
+            "docker-compose is installed (`make install` installs it: devstack/system-packages.sh)",
+        );
     assert!(
         output.status.success(),
         "docker-compose config failed:\n{}",
