@@ -148,6 +148,11 @@ struct Ingest {
     error: Option<String>,
 }
 
+/// `part / whole`, 0 when `whole` was not measured.
+fn fraction(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 { part / whole } else { 0.0 }
+}
+
 /// Rows per block of the ceiling measurement: about one 8 MiB worker batch of these events.
 const CEILING_BLOCK_ROWS: usize = 12_500;
 
@@ -856,22 +861,14 @@ fn report(
                 "| ingest vs broker raw consume rate | {:.0} events/s | raw consume {:.0} msg/s | {:.2} of raw | ≥ 0.8 | {m} |",
                 i.e2e_rate,
                 i.raw_rate,
-                if i.raw_rate > 0.0 {
-                    i.e2e_rate / i.raw_rate
-                } else {
-                    0.0
-                }
+                fraction(i.e2e_rate, i.raw_rate)
             );
             let _ = writeln!(
                 s,
                 "| ingest vs the ClickHouse engine's insert ceiling (same events inserted directly, RowBinary blocks of {CEILING_BLOCK_ROWS} rows, 2 at a time) | {:.0} events/s | ceiling {:.0} rows/s | {:.2} of the ceiling | (what bounds ingest) | {m} |",
                 i.e2e_rate,
                 i.ceiling_rate,
-                if i.ceiling_rate > 0.0 {
-                    i.e2e_rate / i.ceiling_rate
-                } else {
-                    0.0
-                }
+                fraction(i.e2e_rate, i.ceiling_rate)
             );
             let _ = writeln!(
                 s,
