@@ -45,28 +45,8 @@ pub struct IngestConfig {
     /// Dead-letter topic for events that cannot be ingested.
     #[arg(long, env = "LOGBUS_DLQ_TOPIC", default_value = "gateway.logs.dlq")]
     pub dlq_topic: String,
-    /// ClickHouse HTTP URL.
-    #[arg(
-        long,
-        env = "LOGBUS_CLICKHOUSE_URL",
-        default_value = "http://127.0.0.1:8123"
-    )]
-    pub clickhouse_url: String,
-    /// ClickHouse database (created and migrated at start).
-    #[arg(long, env = "LOGBUS_CLICKHOUSE_DATABASE", default_value = "logbus")]
-    pub clickhouse_database: String,
-    /// ClickHouse user.
-    #[arg(long, env = "LOGBUS_CLICKHOUSE_USER", default_value = "default")]
-    pub clickhouse_user: String,
-    /// ClickHouse password (default empty; never logged).
-    #[arg(
-        long,
-        env = "LOGBUS_CLICKHOUSE_PASSWORD",
-        default_value = "",
-        hide_env_values = true,
-        hide_default_value = true
-    )]
-    pub clickhouse_password: String,
+    #[command(flatten)]
+    pub clickhouse: logbus_projections::ClickHouseArgs,
     /// Flush a partition's batch when it holds this many rows.
     #[arg(long, env = "LOGBUS_BATCH_MAX_ROWS", default_value_t = 50_000)]
     pub batch_max_rows: usize,
@@ -116,10 +96,7 @@ impl std::fmt::Debug for IngestConfig {
             .field("logs_topic", &self.logs_topic)
             .field("identity_topic", &self.identity_topic)
             .field("dlq_topic", &self.dlq_topic)
-            .field("clickhouse_url", &self.clickhouse_url)
-            .field("clickhouse_database", &self.clickhouse_database)
-            .field("clickhouse_user", &self.clickhouse_user)
-            .field("clickhouse_password", &"***")
+            .field("clickhouse", &self.clickhouse)
             .field("batch_max_rows", &self.batch_max_rows)
             .field("batch_max_bytes", &self.batch_max_bytes)
             .field("flush_interval_ms", &self.flush_interval_ms)

@@ -9,7 +9,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clickhouse::Client;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use logbus_projections::events::parse_log_message;
@@ -145,7 +144,7 @@ fn validate(config: &IngestConfig) -> Result<(), Error> {
             "the logs and identity topics must differ".into(),
         ));
     }
-    logbus_projections::validate_database_name(&config.clickhouse_database)?;
+    logbus_projections::validate_database_name(&config.clickhouse.database)?;
     if let Some(point) = &config.fail_point {
         parse_fail_point(point)?;
     }
@@ -166,17 +165,12 @@ async fn run_inner(config: IngestConfig, stop: watch::Receiver<bool>) -> Result<
     let (http_addr, http_task) = crate::http::serve(config.http_addr, health.clone()).await?;
     tracing::info!(%http_addr, "serving /healthz, /readyz and /metrics");
 
-    let mut root = Client::default()
-        .with_url(&config.clickhouse_url)
-        .with_user(&config.clickhouse_user);
-    if !config.clickhouse_password.is_empty() {
-        root = root.with_password(&config.clickhouse_password);
-    }
+    let root = config.clickhouse.server_client();
     // Migrate, waiting for ClickHouse if it is not up yet.
     let mut backoff = BACKOFF_START;
     loop {
         let migrated =
-            logbus_projections::migrate(&root, &config.clickhouse_database, Default::default())
+            logbus_projections::migrate(&root, &config.clickhouse.database, Default::default())
                 .await;
         let stopping = *stop.borrow();
         match migrated {
@@ -201,10 +195,7 @@ async fn run_inner(config: IngestConfig, stop: watch::Receiver<bool>) -> Result<
             }
         }
     }
-    let store = Store::new(
-        root.with_database(&config.clickhouse_database),
-        config.dedup_window_secs,
-    );
+    let store = Store::new(config.clickhouse.client(), config.dedup_window_secs);
 
     let mut consumer_config = ClientConfig::new();
     if let Ok(debug) = std::env::var("LOGBUS_KAFKA_DEBUG") {

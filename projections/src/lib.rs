@@ -3,12 +3,14 @@
 //!
 //! Both services depend on this crate so that a column can only be renamed in one place.
 
+pub mod connection;
 pub mod error;
 pub mod events;
 pub mod identity;
 pub mod migrate;
 pub mod rows;
 
+pub use connection::ClickHouseArgs;
 pub use error::{Error, Result};
 pub use migrate::{MIGRATIONS, MigrateOptions, Migration, MigrationReport, migrate};
 

@@ -15,26 +15,8 @@ pub struct Config {
     #[arg(long, env = "LOGBUS_API_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
 
-    /// ClickHouse HTTP interface.
-    #[arg(
-        long,
-        env = "LOGBUS_CLICKHOUSE_URL",
-        default_value = "http://127.0.0.1:8123"
-    )]
-    pub clickhouse_url: String,
-
-    /// Database holding the logbus tables.
-    #[arg(long, env = "LOGBUS_CLICKHOUSE_DATABASE", default_value = "logbus")]
-    pub clickhouse_database: String,
-
-    /// ClickHouse user (the server's default user when unset). Read-only access to the log
-    /// tables suffices except for DELETE /api/log/, which needs ALTER and DELETE.
-    #[arg(long, env = "LOGBUS_CLICKHOUSE_USER")]
-    pub clickhouse_user: Option<String>,
-
-    /// ClickHouse password. Never logged.
-    #[arg(long, env = "LOGBUS_CLICKHOUSE_PASSWORD", hide_env_values = true)]
-    pub clickhouse_password: Option<String>,
+    #[command(flatten)]
+    pub clickhouse: logbus_projections::ClickHouseArgs,
 
     /// How long users and tokens looked up for authentication are cached, in milliseconds:
     /// a disabled user or token is locked out within this time. 0 disables the cache.
@@ -60,13 +42,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
-            .field("clickhouse_url", &self.clickhouse_url)
-            .field("clickhouse_database", &self.clickhouse_database)
-            .field("clickhouse_user", &self.clickhouse_user)
-            .field(
-                "clickhouse_password",
-                &self.clickhouse_password.as_ref().map(|_| "***"),
-            )
+            .field("clickhouse", &self.clickhouse)
             .field("identity_cache_ttl_ms", &self.identity_cache_ttl_ms)
             .field("query_timeout_secs", &self.query_timeout_secs)
             .finish()
@@ -83,7 +59,7 @@ mod tests {
             Config::try_parse_from(["logbus-query-api", "--clickhouse-password", "hunter2"])
                 .expect("parses");
         assert_eq!(config.listen.port(), 3000);
-        assert_eq!(config.clickhouse_database, "logbus");
+        assert_eq!(config.clickhouse.database, "logbus");
         assert_eq!(config.identity_cache_ttl_ms, 2000);
         assert!(!format!("{config:?}").contains("hunter2"));
     }

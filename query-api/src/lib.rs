@@ -45,19 +45,10 @@ struct Inner {
 impl AppState {
     /// State for `config`; connects lazily (the first query opens the connection).
     pub fn new(config: &Config) -> Self {
-        let mut client = clickhouse::Client::default()
-            .with_url(&config.clickhouse_url)
-            .with_database(&config.clickhouse_database)
-            .with_setting(
-                "max_execution_time",
-                config.query_timeout().as_secs().to_string(),
-            );
-        if let Some(user) = &config.clickhouse_user {
-            client = client.with_user(user);
-        }
-        if let Some(password) = &config.clickhouse_password {
-            client = client.with_password(password);
-        }
+        let client = config.clickhouse.client().with_setting(
+            "max_execution_time",
+            config.query_timeout().as_secs().to_string(),
+        );
         Self::from_client(client, config.query_timeout(), config.identity_cache_ttl())
     }
 

@@ -101,7 +101,7 @@ async fn clickhouse_outage_mid_stream_loses_nothing_and_duplicates_nothing() {
         .expect("LOGBUS_TEST_CLICKHOUSE is http://host:port with an IP host");
     let proxy = Proxy::start(target).await;
     let mut config = stack.config();
-    config.clickhouse_url = format!("http://{}", proxy.addr);
+    config.clickhouse.url = format!("http://{}", proxy.addr);
     config.batch_max_rows = 2_000;
     let port = free_port();
     config.http_addr = format!("127.0.0.1:{port}").parse().expect("address");

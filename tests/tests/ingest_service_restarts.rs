@@ -510,7 +510,7 @@ async fn clickhouse_front_stopped_and_restarted_mid_stream_loses_nothing_and_dup
         partitions: 4,
     };
     let mut config = stack.config();
-    config.clickhouse_url = front.url();
+    config.clickhouse.url = front.url();
     // Batches of 1,000 rows: while a backlog is drained the worker is nearly always inside a
     // ClickHouse call.
     config.batch_max_rows = 1_000;

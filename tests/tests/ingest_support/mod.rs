@@ -42,8 +42,8 @@ impl IngestStack {
         config.logs_topic = self.logs_topic.clone();
         config.identity_topic = self.identity_topic.clone();
         config.dlq_topic = self.dlq_topic.clone();
-        config.clickhouse_url = clickhouse_url();
-        config.clickhouse_database = self.db.name.clone();
+        config.clickhouse.url = clickhouse_url();
+        config.clickhouse.database = self.db.name.clone();
         config.http_addr = "127.0.0.1:0".parse().expect("address");
         config.session_timeout_ms = 6000;
         config.flush_interval_ms = 200;
@@ -58,8 +58,8 @@ impl IngestStack {
             format!("--logs-topic={}", config.logs_topic),
             format!("--identity-topic={}", config.identity_topic),
             format!("--dlq-topic={}", config.dlq_topic),
-            format!("--clickhouse-url={}", config.clickhouse_url),
-            format!("--clickhouse-database={}", config.clickhouse_database),
+            format!("--clickhouse-url={}", config.clickhouse.url),
+            format!("--clickhouse-database={}", config.clickhouse.database),
             format!("--http-addr={}", config.http_addr),
             format!("--session-timeout-ms={}", config.session_timeout_ms),
             format!("--flush-interval-ms={}", config.flush_interval_ms),
