@@ -27,6 +27,15 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}", &id[..16])
 }
 
+/// A loopback port free at the time of the call (for a server or proxy a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

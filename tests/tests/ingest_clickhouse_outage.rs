@@ -83,14 +83,6 @@ impl Drop for Proxy {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_outage_mid_stream_loses_nothing_and_duplicates_nothing() {
     let stack = IngestStack::new(3).await;
@@ -103,7 +95,7 @@ async fn clickhouse_outage_mid_stream_loses_nothing_and_duplicates_nothing() {
     let mut config = stack.config();
     config.clickhouse.url = format!("http://{}", proxy.addr);
     config.batch_max_rows = 2_000;
-    let port = free_port();
+    let port = logbus_tests::free_port();
     config.http_addr = format!("127.0.0.1:{port}").parse().expect("address");
 
     let producer = fast_producer();

@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::StreamExt;
-use ingest_support::{InProcessWorker, IngestStack, events, fast_producer, publish_events};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use ingest_support::{
+    InProcessWorker, IngestStack, dlq_reader, events, fast_producer, publish_events,
+};
+use rdkafka::Message;
 use rdkafka::message::Headers;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 const VALID: usize = 5_000;
 const PER_KIND: usize = VALID / 100;
@@ -93,17 +94,7 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_valid_ones_land() {
 
     // Read the dead-letter topic.
     let expected_letters = bad.len() + bad_identity.len();
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", logbus_tests::kafka_brokers())
-        .set("group.id", logbus_tests::unique_name("dlqreader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(&stack.dlq_topic, 0, Offset::Beginning)
-        .expect("assignment");
-    consumer.assign(&assignment).expect("assign");
+    let consumer = dlq_reader(&stack);
     let mut letters = Vec::new();
     let mut stream = consumer.stream();
     while letters.len() < expected_letters {
@@ -211,17 +202,7 @@ async fn rows_clickhouse_rejects_are_isolated_and_dead_lettered() {
     assert_eq!(totals.quota, expected_quota);
     assert_eq!(totals.rollup_requests, expected_rows);
 
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", logbus_tests::kafka_brokers())
-        .set("group.id", logbus_tests::unique_name("dlqreader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(&stack.dlq_topic, 0, Offset::Beginning)
-        .expect("assignment");
-    consumer.assign(&assignment).expect("assign");
+    let consumer = dlq_reader(&stack);
     let mut stream = consumer.stream();
     let mut seen = Vec::new();
     while seen.len() < rejected.len() {

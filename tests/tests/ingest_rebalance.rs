@@ -12,14 +12,6 @@ use std::time::Duration;
 use ingest_support::{InProcessWorker, IngestStack, events, fast_producer, publish_events};
 use logbus_tests::eventually;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
-}
-
 /// Partition assignments seen by every worker of this process (the metrics recorder is
 /// process-wide).
 async fn assignments(port: u16) -> Option<u64> {
@@ -41,7 +33,7 @@ async fn workers_joining_and_leaving_mid_stream_keep_every_event_exactly_once() 
     let stack = IngestStack::new(4).await;
     let mut config = stack.config();
     config.batch_max_rows = 1_000;
-    let port = free_port();
+    let port = logbus_tests::free_port();
     let mut first_config = config.clone();
     first_config.http_addr = format!("127.0.0.1:{port}").parse().expect("address");
     let all = events(51, 24_000);

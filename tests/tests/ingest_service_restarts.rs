@@ -48,14 +48,6 @@ fn devstack_dir() -> PathBuf {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
-}
-
 /// A scratch folder for one test's data and logs; removed at the end unless the test failed
 /// or `LOGBUS_TEST_KEEP` is set (then its path is printed).
 struct Scratch(PathBuf);
@@ -186,7 +178,7 @@ struct ChFront {
 impl ChFront {
     async fn start(scratch: &Scratch) -> Self {
         let mut front = Self {
-            port: free_port(),
+            port: logbus_tests::free_port(),
             data: scratch.0.join("clickhouse"),
             log: scratch.0.join("chfront.log"),
             process: None,
@@ -256,7 +248,7 @@ struct Tansu {
 
 impl Tansu {
     async fn start(scratch: &Scratch) -> Self {
-        let port = free_port();
+        let port = logbus_tests::free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let binary = devstack_dir().join("bin/tansu");
         assert!(
@@ -345,7 +337,7 @@ struct Worker {
 
 impl Worker {
     fn spawn(stack: &IngestStack, config: &mut logbus_ingest::IngestConfig, log: &Path) -> Self {
-        let port = free_port();
+        let port = logbus_tests::free_port();
         config.http_addr = format!("127.0.0.1:{port}").parse().expect("address");
         let mut command = Command::new(env!("CARGO_BIN_EXE_logbus-ingest-under-test"));
         command

@@ -225,3 +225,21 @@ impl Drop for InProcessWorker {
         }
     }
 }
+
+/// A consumer reading `stack`'s dead-letter topic from the beginning (outside any group's
+/// commits, so every test sees every letter).
+pub fn dlq_reader(stack: &IngestStack) -> rdkafka::consumer::StreamConsumer {
+    use rdkafka::consumer::Consumer;
+    let consumer: rdkafka::consumer::StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", logbus_tests::kafka_brokers())
+        .set("group.id", logbus_tests::unique_name("dlqreader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset(&stack.dlq_topic, 0, rdkafka::Offset::Beginning)
+        .expect("assignment");
+    consumer.assign(&assignment).expect("assign");
+    consumer
+}
