@@ -125,14 +125,7 @@ impl Store {
             }
             Err(_) => conditions.push(content),
         }
-        let limit = conditions.bind(Value::U64(SEARCH_LIMIT));
-        let sql = format!(
-            "SELECT {LOG_ROW_COLUMNS} FROM {} {} ORDER BY created_at DESC, event_id DESC LIMIT {limit}",
-            tables::LOGS,
-            conditions.where_clause()
-        );
-        self.timed(self.query(&sql, &conditions).fetch_all::<LogRow>())
-            .await
+        self.newest(conditions, SEARCH_LIMIT).await
     }
 
     /// The newest logs of one token.
@@ -140,7 +133,12 @@ impl Store {
         let mut conditions = Conditions::default();
         conditions.compare("token_id", "=", Value::I64(token.id));
         conditions.compare("user_id", "=", Value::I64(token.user_id));
-        let limit = conditions.bind(Value::U64(TOKEN_LOGS_LIMIT));
+        self.newest(conditions, TOKEN_LOGS_LIMIT).await
+    }
+
+    /// The newest `limit` logs matching `conditions`.
+    async fn newest(&self, mut conditions: Conditions, limit: u64) -> Result<Vec<LogRow>, DbError> {
+        let limit = conditions.bind(Value::U64(limit));
         let sql = format!(
             "SELECT {LOG_ROW_COLUMNS} FROM {} {} ORDER BY created_at DESC, event_id DESC LIMIT {limit}",
             tables::LOGS,
