@@ -181,17 +181,14 @@ fn now_unix() -> f64 {
 }
 
 fn utc_date(secs: u64) -> String {
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = (secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    // A `logs` partition id is the UTC day as YYYYMMDD.
+    let day = logbus_projections::partition_id(secs as i64);
+    format!(
+        "{:04}-{:02}-{:02}",
+        day / 10_000,
+        day / 100 % 100,
+        day % 100
+    )
 }
 
 fn machine() -> String {
@@ -967,4 +964,14 @@ fn report(
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn results_files_are_named_by_utc_date() {
+        assert_eq!(super::utc_date(0), "1970-01-01");
+        assert_eq!(super::utc_date(951_782_400), "2000-02-29");
+        assert_eq!(super::utc_date(1_795_766_400), "2026-11-27");
+    }
 }

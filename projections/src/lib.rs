@@ -37,3 +37,33 @@ pub fn validate_database_name(name: &str) -> Result<()> {
         Err(Error::InvalidDatabaseName(name.to_owned()))
     }
 }
+
+/// The `logs` partition of a unix timestamp: `toYYYYMMDD(created_at)`, a UTC day, as
+/// migration 1's `PARTITION BY` computes it (the retention delete drops partitions by it).
+pub fn partition_id(timestamp: i64) -> u32 {
+    let days = timestamp.div_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year * 10_000 + month * 100 + day) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_ids_are_utc_days() {
+        assert_eq!(partition_id(0), 19700101);
+        assert_eq!(partition_id(1_700_000_000), 20231114);
+        assert_eq!(partition_id(951_782_400), 20000229);
+        assert_eq!(partition_id(4_294_967_295), 21060207);
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clickhouse::{Client, Row};
 use logbus_projections::rows::{LOG_ROW_COLUMNS, LogRow, TokenRow, UserRow};
-use logbus_projections::tables;
+use logbus_projections::{partition_id, tables};
 use moka::future::Cache;
 use serde::Deserialize;
 
@@ -487,22 +487,6 @@ pub fn quota_queries(filter: &LogFilter, conditions: &mut Conditions) -> Vec<Str
     terms
 }
 
-/// `toYYYYMMDD` of a unix timestamp (UTC).
-pub fn partition_id(timestamp: i64) -> u32 {
-    let days = timestamp.div_euclid(DAY);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year * 10_000 + month * 100 + day) as u32
-}
-
 /// Users and tokens looked up for authentication, cached for a short TTL so that most requests
 /// cost no identity round trip while a disabled user is still locked out within seconds.
 #[derive(Clone)]
@@ -625,13 +609,5 @@ mod tests {
             request_id: Some("r".into()),
             ..base
         }));
-    }
-
-    #[test]
-    fn partition_ids_are_utc_days() {
-        assert_eq!(partition_id(0), 19700101);
-        assert_eq!(partition_id(1_700_000_000), 20231114);
-        assert_eq!(partition_id(951_782_400), 20000229);
-        assert_eq!(partition_id(4_294_967_295), 21060207);
     }
 }
