@@ -26,19 +26,8 @@ use crate::Error;
     about = "Publishes realistic gateway events"
 )]
 pub struct GenConfig {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "LOGBUS_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub brokers: String,
-    /// Topic of usage-log events.
-    #[arg(long, env = "LOGBUS_LOGS_TOPIC", default_value = "gateway.logs")]
-    pub logs_topic: String,
-    /// Topic of identity events.
-    #[arg(
-        long,
-        env = "LOGBUS_IDENTITY_TOPIC",
-        default_value = "gateway.identity"
-    )]
-    pub identity_topic: String,
+    #[command(flatten)]
+    pub kafka: crate::KafkaArgs,
     /// Log events per second (0: as fast as possible).
     #[arg(long, env = "LOGBUS_GEN_RATE", default_value_t = 1000.0)]
     pub rate: f64,
@@ -424,7 +413,7 @@ async fn send(
 /// `progress` shows a progress bar on stderr (drawn only on a terminal).
 pub async fn publish(config: &GenConfig, progress: bool) -> Result<GenReport, Error> {
     let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
+        .set("bootstrap.servers", &config.kafka.brokers)
         .set("linger.ms", "10")
         .set("message.timeout.ms", "60000")
         .set("queue.buffering.max.messages", "200000")
@@ -442,7 +431,7 @@ pub async fn publish(config: &GenConfig, progress: bool) -> Result<GenReport, Er
             send(
                 &producer,
                 &mut in_flight,
-                &config.identity_topic,
+                &config.kafka.identity_topic,
                 &key,
                 &payload,
             )
@@ -486,7 +475,7 @@ pub async fn publish(config: &GenConfig, progress: bool) -> Result<GenReport, Er
         send(
             &producer,
             &mut in_flight,
-            &config.logs_topic,
+            &config.kafka.logs_topic,
             &key,
             &payload,
         )

@@ -17,21 +17,13 @@ use clap::Parser;
 
 pub use store::Intent;
 
-/// Configuration of the ingest worker. Every flag can also be set through its `LOGBUS_*`
-/// environment variable.
-#[derive(Clone, Parser)]
-#[command(
-    name = "logbus-ingest",
-    version,
-    about = "Kafka to ClickHouse ingest worker"
-)]
-pub struct IngestConfig {
+/// The Kafka brokers and source topics, the same flags for `logbus-ingest` (which consumes
+/// them) and `logbus-gen` (which publishes to them).
+#[derive(Clone, Debug, clap::Args)]
+pub struct KafkaArgs {
     /// Kafka bootstrap servers.
     #[arg(long, env = "LOGBUS_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub brokers: String,
-    /// Consumer group id (also the key of the worker's progress records in ClickHouse).
-    #[arg(long, env = "LOGBUS_GROUP_ID", default_value = "logbus-ingest")]
-    pub group_id: String,
     /// Topic of usage-log events.
     #[arg(long, env = "LOGBUS_LOGS_TOPIC", default_value = "gateway.logs")]
     pub logs_topic: String,
@@ -42,6 +34,22 @@ pub struct IngestConfig {
         default_value = "gateway.identity"
     )]
     pub identity_topic: String,
+}
+
+/// Configuration of the ingest worker. Every flag can also be set through its `LOGBUS_*`
+/// environment variable.
+#[derive(Clone, Parser)]
+#[command(
+    name = "logbus-ingest",
+    version,
+    about = "Kafka to ClickHouse ingest worker"
+)]
+pub struct IngestConfig {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Consumer group id (also the key of the worker's progress records in ClickHouse).
+    #[arg(long, env = "LOGBUS_GROUP_ID", default_value = "logbus-ingest")]
+    pub group_id: String,
     /// Dead-letter topic for events that cannot be ingested.
     #[arg(long, env = "LOGBUS_DLQ_TOPIC", default_value = "gateway.logs.dlq")]
     pub dlq_topic: String,
@@ -91,10 +99,8 @@ pub struct IngestConfig {
 impl std::fmt::Debug for IngestConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IngestConfig")
-            .field("brokers", &self.brokers)
+            .field("kafka", &self.kafka)
             .field("group_id", &self.group_id)
-            .field("logs_topic", &self.logs_topic)
-            .field("identity_topic", &self.identity_topic)
             .field("dlq_topic", &self.dlq_topic)
             .field("clickhouse", &self.clickhouse)
             .field("batch_max_rows", &self.batch_max_rows)

@@ -134,12 +134,14 @@ fn validate(config: &IngestConfig) -> Result<(), Error> {
             "batch-max-rows, batch-max-bytes and max-inflight-batches must be positive".into(),
         ));
     }
-    if config.logs_topic == config.dlq_topic || config.identity_topic == config.dlq_topic {
+    if config.kafka.logs_topic == config.dlq_topic
+        || config.kafka.identity_topic == config.dlq_topic
+    {
         return Err(Error::Config(
             "the dead-letter topic must differ from the source topics".into(),
         ));
     }
-    if config.logs_topic == config.identity_topic {
+    if config.kafka.logs_topic == config.kafka.identity_topic {
         return Err(Error::Config(
             "the logs and identity topics must differ".into(),
         ));
@@ -203,7 +205,7 @@ async fn run_inner(config: IngestConfig, stop: watch::Receiver<bool>) -> Result<
         consumer_config.set("debug", debug);
     }
     let consumer: Consumer_ = consumer_config
-        .set("bootstrap.servers", &config.brokers)
+        .set("bootstrap.servers", &config.kafka.brokers)
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -224,10 +226,10 @@ async fn run_inner(config: IngestConfig, stop: watch::Receiver<bool>) -> Result<
         .set("fetch.max.bytes", "16777216")
         .set("max.partition.fetch.bytes", "4194304")
         .create_with_context(Ctx::default())?;
-    consumer.subscribe(&[&config.logs_topic, &config.identity_topic])?;
+    consumer.subscribe(&[&config.kafka.logs_topic, &config.kafka.identity_topic])?;
 
     let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
+        .set("bootstrap.servers", &config.kafka.brokers)
         .set("acks", "all")
         .set("linger.ms", "5")
         .set("message.timeout.ms", "30000")
@@ -341,7 +343,7 @@ impl Worker {
                 RebalanceEvent::Assign(partitions) => {
                     for key in partitions {
                         counter!(names::REBALANCES, "event" => "assign").increment(1);
-                        let kind = if key.0 == self.config.identity_topic {
+                        let kind = if key.0 == self.config.kafka.identity_topic {
                             Kind::Identity
                         } else {
                             Kind::Logs
@@ -706,7 +708,7 @@ mod tests {
     fn config_validation() {
         let mut config = IngestConfig::defaults();
         assert!(validate(&config).is_ok());
-        config.dlq_topic = config.logs_topic.clone();
+        config.dlq_topic = config.kafka.logs_topic.clone();
         assert!(validate(&config).is_err());
         let mut config = IngestConfig::defaults();
         config.batch_max_rows = 0;

@@ -9,6 +9,7 @@ use ingest_support::{
     InProcessWorker, IngestStack, events, fast_producer, marker_event, publish_events,
     publish_to_partition,
 };
+use logbus_ingest::KafkaArgs;
 use logbus_ingest::r#gen::{GenConfig, admin_access_token, publish};
 use logbus_projections::identity::hash_access_token;
 use logbus_tests::eventually;
@@ -27,9 +28,11 @@ async fn hundred_thousand_events_land_exactly_once_and_republishing_changes_noth
 
     // Identity events through the generator's own publisher.
     let gen_config = GenConfig {
-        brokers: logbus_tests::kafka_brokers(),
-        logs_topic: stack.logs_topic.clone(),
-        identity_topic: stack.identity_topic.clone(),
+        kafka: KafkaArgs {
+            brokers: logbus_tests::kafka_brokers(),
+            logs_topic: stack.logs_topic.clone(),
+            identity_topic: stack.identity_topic.clone(),
+        },
         rate: 0.0,
         count: 0,
         seed: 3,

@@ -617,7 +617,7 @@ async fn broker_paused_mid_stream(
         db: TestDatabase::migrated().await,
     };
     let mut config = stack.config();
-    config.brokers = broker.brokers.clone();
+    config.kafka.brokers = broker.brokers.clone();
     config.session_timeout_ms = session_timeout_ms;
     config.batch_max_rows = 1_000;
 

@@ -37,10 +37,10 @@ impl IngestStack {
 
     pub fn config(&self) -> IngestConfig {
         let mut config = IngestConfig::defaults();
-        config.brokers = kafka_brokers();
+        config.kafka.brokers = kafka_brokers();
         config.group_id = self.group_id.clone();
-        config.logs_topic = self.logs_topic.clone();
-        config.identity_topic = self.identity_topic.clone();
+        config.kafka.logs_topic = self.logs_topic.clone();
+        config.kafka.identity_topic = self.identity_topic.clone();
         config.dlq_topic = self.dlq_topic.clone();
         config.clickhouse.url = clickhouse_url();
         config.clickhouse.database = self.db.name.clone();
@@ -53,10 +53,10 @@ impl IngestStack {
     /// The same configuration as command-line flags, for the worker binary.
     pub fn args(&self, config: &IngestConfig) -> Vec<String> {
         vec![
-            format!("--brokers={}", config.brokers),
+            format!("--brokers={}", config.kafka.brokers),
             format!("--group-id={}", config.group_id),
-            format!("--logs-topic={}", config.logs_topic),
-            format!("--identity-topic={}", config.identity_topic),
+            format!("--logs-topic={}", config.kafka.logs_topic),
+            format!("--identity-topic={}", config.kafka.identity_topic),
             format!("--dlq-topic={}", config.dlq_topic),
             format!("--clickhouse-url={}", config.clickhouse.url),
             format!("--clickhouse-database={}", config.clickhouse.database),
