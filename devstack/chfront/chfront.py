@@ -57,6 +57,10 @@ class CHError(Exception):
         self.name = name
 
 
+class ClientGone(Exception):
+    """The request body ended early: the connection is closed without running anything."""
+
+
 # ClickHouse's src/Server/HTTP/exceptionCodeToHTTPStatus.cpp, by error name.
 _STATUS_BY_NAME = {}
 for _n in ("REQUIRED_PASSWORD",):
@@ -497,21 +501,42 @@ class Handler(BaseHTTPRequestHandler):
     # -- plumbing ---------------------------------------------------------
 
     def read_body(self):
+        """The request body, or ClientGone if the connection ended before all of it came.
+
+        A body cut short must never run: with chunked encoding, a connection closed between
+        two chunks would otherwise look like a complete, shorter INSERT, land part of the rows
+        and take the deduplication token with it, so the client's retry would be dropped as a
+        duplicate. ClickHouse rejects such a body as well.
+        """
         te = self.headers.get("Transfer-Encoding", "").lower()
         if "chunked" in te:
             parts = []
             while True:
                 line = self.rfile.readline(65537)
-                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if not line.endswith(b"\n"):
+                    raise ClientGone("connection closed before the end of a chunked body")
+                try:
+                    size = int(line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    raise ClientGone("malformed chunk size %r" % line[:40]) from None
                 if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
+                    while True:
+                        trailer = self.rfile.readline(65537)
+                        if trailer in (b"\r\n", b"\n"):
+                            break
+                        if not trailer:
+                            raise ClientGone("connection closed inside the chunked trailer")
                     break
-                parts.append(self.rfile.read(size))
-                self.rfile.readline(65537)
+                chunk = self.rfile.read(size)
+                if len(chunk) < size or self.rfile.readline(65537) not in (b"\r\n", b"\n"):
+                    raise ClientGone("connection closed inside a chunk")
+                parts.append(chunk)
             return b"".join(parts)
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        body = self.rfile.read(length) if length > 0 else b""
+        if len(body) < length:
+            raise ClientGone("connection closed after %d of %d body bytes" % (len(body), length))
+        return body
 
     def send(self, status, body, headers=(), content_type="text/plain; charset=UTF-8",
              encoding=None):
@@ -564,7 +589,14 @@ class Handler(BaseHTTPRequestHandler):
         try:
             url = urlsplit(self.path)
             path = url.path
-            body = self.read_body() if self.command == "POST" else b""
+            try:
+                body = self.read_body() if self.command == "POST" else b""
+            except ClientGone as gone:
+                # Nothing runs and nothing is answered: the client is gone or broken.
+                if DEBUG:
+                    sys.stderr.write("chfront: %s: %s\n" % (self.address_string(), gone))
+                self.close_connection = True
+                return
             if path in ("/ping", "/replicas_status") or (
                     path == "/" and self.command == "HEAD"):
                 return self.send(200, b"Ok.\n")

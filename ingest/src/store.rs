@@ -9,6 +9,23 @@ use logbus_projections::tables;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// A lookup that has not answered by then is retried: a connection that hangs (a dead peer
+/// behind a proxy, a stuck server) must not stall its partition forever.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Send and end timeouts of inserts (the end waits for the server's whole insert).
+const INSERT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+const INSERT_END_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs a ClickHouse query future with [`QUERY_TIMEOUT`]; the crate has no timeout of its own
+/// for queries.
+async fn bounded<T>(
+    query: impl std::future::Future<Output = clickhouse::error::Result<T>>,
+) -> clickhouse::error::Result<T> {
+    tokio::time::timeout(QUERY_TIMEOUT, query)
+        .await
+        .unwrap_or(Err(clickhouse::error::Error::TimedOut))
+}
+
 /// Table of batch intents (migration 0002).
 pub const INGEST_BATCHES: &str = "ingest_batches";
 
@@ -95,9 +112,9 @@ impl Store {
         partition: i32,
         from_offset: i64,
     ) -> clickhouse::error::Result<Vec<Intent>> {
-        let mut intents = self
-            .client
-            .query(&format!(
+        let mut intents = bounded(
+            self.client
+                .query(&format!(
                 "SELECT consumer_group, topic, partition, first_offset, last_offset, batch_id, rows
                  FROM {INGEST_BATCHES}
                  WHERE consumer_group = ? AND topic = ? AND partition = ? AND last_offset >= ?
@@ -105,12 +122,13 @@ impl Store {
                  LIMIT 1 BY first_offset
                  LIMIT 100000"
             ))
-            .bind(group)
-            .bind(topic)
-            .bind(partition)
-            .bind(from_offset)
-            .fetch_all::<Intent>()
-            .await?;
+                .bind(group)
+                .bind(topic)
+                .bind(partition)
+                .bind(from_offset)
+                .fetch_all::<Intent>(),
+        )
+        .await?;
         let mut end = i64::MIN;
         intents.retain(|intent| {
             let keep = intent.first_offset > end;
@@ -127,7 +145,7 @@ impl Store {
             .client
             .insert::<Intent>(INGEST_BATCHES)
             .await?
-            .with_timeouts(Some(Duration::from_secs(10)), Some(Duration::from_secs(30)));
+            .with_timeouts(Some(INSERT_SEND_TIMEOUT), Some(INSERT_END_TIMEOUT));
         insert.write(intent).await?;
         insert.end().await
     }
@@ -167,12 +185,13 @@ impl Store {
                 tables::LOGS,
                 self.dedup_window_secs
             );
-            let existing = self
-                .client
-                .query(&sql)
-                .param("ids", ids)
-                .fetch_all::<String>()
-                .await?;
+            let existing = bounded(
+                self.client
+                    .query(&sql)
+                    .param("ids", ids)
+                    .fetch_all::<String>(),
+            )
+            .await?;
             for id in existing {
                 if let Ok(id) = Uuid::parse_str(&id) {
                     found.insert(id);
@@ -193,10 +212,7 @@ impl Store {
             .with_setting("insert_deduplication_token", token)
             .with_setting("deduplicate_blocks_in_dependent_materialized_views", "1")
             .with_setting("max_partitions_per_insert_block", "0")
-            .with_timeouts(
-                Some(Duration::from_secs(30)),
-                Some(Duration::from_secs(120)),
-            );
+            .with_timeouts(Some(INSERT_SEND_TIMEOUT), Some(INSERT_END_TIMEOUT));
         for row in rows {
             insert.write(row).await?;
         }
@@ -211,14 +227,22 @@ impl Store {
         tokens: &[TokenRow],
     ) -> clickhouse::error::Result<()> {
         if !users.is_empty() {
-            let mut insert = self.client.insert::<UserRow>(tables::USERS).await?;
+            let mut insert = self
+                .client
+                .insert::<UserRow>(tables::USERS)
+                .await?
+                .with_timeouts(Some(INSERT_SEND_TIMEOUT), Some(INSERT_END_TIMEOUT));
             for row in users {
                 insert.write(row).await?;
             }
             insert.end().await?;
         }
         if !tokens.is_empty() {
-            let mut insert = self.client.insert::<TokenRow>(tables::TOKENS).await?;
+            let mut insert = self
+                .client
+                .insert::<TokenRow>(tables::TOKENS)
+                .await?
+                .with_timeouts(Some(INSERT_SEND_TIMEOUT), Some(INSERT_END_TIMEOUT));
             for row in tokens {
                 insert.write(row).await?;
             }
