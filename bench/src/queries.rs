@@ -295,6 +295,30 @@ pub async fn run_http(http: &Http, case: &Case, iters: usize, budget: Duration) 
     measure(iters, budget, || http.get(case)).await
 }
 
+/// The least a request costs on each side, to show what bounds the cheapest queries: the
+/// API answering without a ClickHouse query, ClickHouse answering `SELECT 1` over HTTP, and
+/// PostgreSQL answering `SELECT 1` (its side of both floor rows).
+pub const FLOOR_API: &str =
+    "floor: API request without a query (GET /api/status) | PostgreSQL SELECT 1";
+pub const FLOOR_CLICKHOUSE: &str = "floor: ClickHouse SELECT 1 over HTTP | PostgreSQL SELECT 1";
+
+pub fn floor_case() -> Case {
+    Case {
+        name: FLOOR_API,
+        path: "/healthz".into(),
+        auth: Auth::None,
+        sql: vec![("SELECT 1".into(), vec![])],
+    }
+}
+
+pub async fn run_clickhouse_floor(ch: &clickhouse::Client, iters: usize, budget: Duration) -> Lat {
+    measure(iters, budget, || async {
+        ch.query("SELECT 1").fetch_one::<u8>().await?;
+        Ok(())
+    })
+    .await
+}
+
 pub async fn run_pg(pg: &PgClient, case: &Case, iters: usize, budget: Duration) -> Lat {
     measure(iters, budget, || async {
         for (sql, params) in &case.sql {

@@ -166,18 +166,6 @@ impl Match {
     }
 }
 
-/// Escapes LIKE metacharacters so that a keyword matches literally.
-pub fn escape_like(value: &str) -> String {
-    let mut escaped = String::with_capacity(value.len() + 4);
-    for c in value.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
-}
-
 /// Filters of the list and stat endpoints. Timestamps are unix seconds, inclusive.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogFilter {
@@ -429,7 +417,6 @@ mod tests {
         assert!(Match::parse("m", "ab%%".into()).is_err());
         assert!(Match::parse("m", "a%".into()).is_err());
         assert!(Match::parse("m", "%".into()).is_err());
-        assert_eq!(escape_like("50%_a\\"), "50\\%\\_a\\\\");
     }
 
     #[test]
