@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "insert_cost",
         sql: include_str!("migrations/0005_insert_cost.sql"),
     },
+    Migration {
+        version: 6,
+        name: "read_blocks",
+        sql: include_str!("migrations/0006_read_blocks.sql"),
+    },
 ];
 
 impl Migration {

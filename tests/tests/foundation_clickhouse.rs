@@ -177,6 +177,23 @@ async fn migrations_apply_twice_without_change() {
             "logs_minute.quota Int64 CODEC(T64, LZ4)",
         ]
     );
+
+    // Migration 6 set the smaller compression blocks of `logs`.
+    let create = db
+        .client
+        .query(
+            "SELECT create_table_query FROM system.tables
+             WHERE database = currentDatabase() AND name = 'logs'",
+        )
+        .fetch_one::<String>()
+        .await
+        .expect("create statement of logs");
+    for setting in [
+        "min_compress_block_size = 16384",
+        "max_compress_block_size = 262144",
+    ] {
+        assert!(create.contains(setting), "{setting} in {create}");
+    }
     db.drop_database().await;
 }
 
