@@ -299,8 +299,8 @@ pub async fn run_http(http: &Http, case: &Case, iters: usize, budget: Duration) 
 /// answering `/healthz` (one trivial ClickHouse query behind it), ClickHouse answering
 /// `SELECT 1` over HTTP, and PostgreSQL answering `SELECT 1` (its side of both floor rows).
 pub const FLOOR_API: &str =
-    "floor: API request with a trivial ClickHouse query (GET /healthz) | PostgreSQL SELECT 1";
-pub const FLOOR_CLICKHOUSE: &str = "floor: ClickHouse SELECT 1 over HTTP | PostgreSQL SELECT 1";
+    "floor: API request with a trivial ClickHouse query (GET /healthz) vs PostgreSQL SELECT 1";
+pub const FLOOR_CLICKHOUSE: &str = "floor: ClickHouse SELECT 1 over HTTP vs PostgreSQL SELECT 1";
 
 pub fn floor_case() -> Case {
     Case {
