@@ -65,10 +65,42 @@ pub struct TestDatabase {
     pub client: Client,
 }
 
+/// A failing test keeps its database for inspection (only a passing test drops it); databases
+/// of earlier runs whose schema is older than this are dropped when a test binary creates its
+/// first database, so a dev stack does not collect them forever.
+const STALE_TEST_DATABASE_HOURS: u32 = 6;
+
+async fn drop_stale_test_databases(root: &Client) {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            let stale = root
+                .query(
+                    "SELECT database FROM system.tables
+                     WHERE startsWith(database, 'test_')
+                     GROUP BY database
+                     HAVING max(metadata_modification_time) < now() - toIntervalHour(?)",
+                )
+                .bind(STALE_TEST_DATABASE_HOURS)
+                .fetch_all::<String>()
+                .await
+                .unwrap_or_default();
+            for database in stale {
+                // Best effort: a database another run drops meanwhile is no failure.
+                let _ = root
+                    .query(&format!("DROP DATABASE IF EXISTS `{database}`"))
+                    .execute()
+                    .await;
+            }
+        })
+        .await;
+}
+
 impl TestDatabase {
     pub async fn migrated() -> Self {
         let name = unique_name("test");
         let root = clickhouse_client().await;
+        drop_stale_test_databases(&root).await;
         logbus_projections::migrate(&root, &name, Default::default())
             .await
             .expect("migrations apply to a new database");
