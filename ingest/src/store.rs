@@ -12,9 +12,12 @@ use uuid::Uuid;
 /// A lookup that has not answered by then is retried: a connection that hangs (a dead peer
 /// behind a proxy, a stuck server) must not stall its partition forever.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Send and end timeouts of inserts (the end waits for the server's whole insert).
+/// Send and end timeouts of row inserts (the end waits for the server's whole insert).
 const INSERT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 const INSERT_END_TIMEOUT: Duration = Duration::from_secs(120);
+/// The same for the one-row intent records.
+const INTENT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
+const INTENT_END_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs a ClickHouse query future with [`QUERY_TIMEOUT`]; the crate has no timeout of its own
 /// for queries.
@@ -145,7 +148,7 @@ impl Store {
             .client
             .insert::<Intent>(INGEST_BATCHES)
             .await?
-            .with_timeouts(Some(INSERT_SEND_TIMEOUT), Some(INSERT_END_TIMEOUT));
+            .with_timeouts(Some(INTENT_SEND_TIMEOUT), Some(INTENT_END_TIMEOUT));
         insert.write(intent).await?;
         insert.end().await
     }
