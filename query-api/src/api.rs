@@ -221,7 +221,8 @@ pub struct ErrorResponse {
     message: String,
 }
 
-/// Filters of the list endpoints. Unknown parameters are ignored.
+/// Paging and time filters of the list endpoints (with [`DimensionQuery`]). Unknown
+/// parameters are ignored.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -236,6 +237,26 @@ pub struct ListQuery {
     start_timestamp: Option<i64>,
     /// Unix seconds, inclusive; 0 or absent: unbounded.
     end_timestamp: Option<i64>,
+}
+
+/// Type and time filters of the stat endpoints (with [`DimensionQuery`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct StatQuery {
+    /// Log type to count; 0 or absent: consumption logs (2).
+    r#type: Option<i64>,
+    /// Unix seconds, inclusive; 0 or absent: unbounded. Applies to quota only.
+    start_timestamp: Option<i64>,
+    /// Unix seconds, inclusive; 0 or absent: unbounded. Applies to quota only.
+    end_timestamp: Option<i64>,
+}
+
+/// The filters the list and stat endpoints share.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct DimensionQuery {
     /// Exact username, or a LIKE pattern with `%` (at most 2, no `%%`, at least 2 other characters). Admin endpoints only.
     username: Option<String>,
     /// Exact token name.
@@ -247,26 +268,6 @@ pub struct ListQuery {
     /// Exact group.
     group: Option<String>,
     /// Exact request id.
-    request_id: Option<String>,
-}
-
-/// Filters of the stat endpoints.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct StatQuery {
-    /// Log type to count; 0 or absent: consumption logs (2).
-    r#type: Option<i64>,
-    /// Unix seconds, inclusive; 0 or absent: unbounded. Applies to quota only.
-    start_timestamp: Option<i64>,
-    /// Unix seconds, inclusive; 0 or absent: unbounded. Applies to quota only.
-    end_timestamp: Option<i64>,
-    /// As for the list endpoints (admin endpoint only).
-    username: Option<String>,
-    token_name: Option<String>,
-    model_name: Option<String>,
-    channel: Option<i64>,
-    group: Option<String>,
     request_id: Option<String>,
 }
 
@@ -322,7 +323,7 @@ async fn page_of(
 }
 
 /// All logs (admin).
-#[utoipa::path(get, path = "/api/log/", tag = "admin", params(ListQuery),
+#[utoipa::path(get, path = "/api/log/", tag = "admin", params(ListQuery, DimensionQuery),
     security(("access_token" = [], "new_api_user" = [])),
     responses((status = 200, body = LogPageResponse), (status = 400, body = ErrorResponse),
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
@@ -337,7 +338,7 @@ pub async fn list_all(
 }
 
 /// The caller's logs (user).
-#[utoipa::path(get, path = "/api/log/self", tag = "user", params(ListQuery),
+#[utoipa::path(get, path = "/api/log/self", tag = "user", params(ListQuery, DimensionQuery),
     security(("access_token" = [], "new_api_user" = [])),
     responses((status = 200, body = LogPageResponse), (status = 400, body = ErrorResponse),
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
@@ -367,7 +368,7 @@ async fn stat_of(state: &AppState, mut filter: LogFilter) -> ApiResult<StatData>
 }
 
 /// Usage statistics over all logs (admin).
-#[utoipa::path(get, path = "/api/log/stat", tag = "admin", params(StatQuery),
+#[utoipa::path(get, path = "/api/log/stat", tag = "admin", params(StatQuery, DimensionQuery),
     security(("access_token" = [], "new_api_user" = [])),
     responses((status = 200, body = StatResponse), (status = 400, body = ErrorResponse),
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
@@ -381,7 +382,7 @@ pub async fn stat_all(
 }
 
 /// Usage statistics over the caller's logs (user).
-#[utoipa::path(get, path = "/api/log/self/stat", tag = "user", params(StatQuery),
+#[utoipa::path(get, path = "/api/log/self/stat", tag = "user", params(StatQuery, DimensionQuery),
     security(("access_token" = [], "new_api_user" = [])),
     responses((status = 200, body = StatResponse), (status = 400, body = ErrorResponse),
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
