@@ -342,53 +342,42 @@ async fn assert_rollup_matches_raw(api: &Api) {
 /// The hourly projections of `logs` agree with a GROUP BY over the raw rows (projections
 /// disabled), key by key.
 async fn assert_projections_match_raw(api: &Api) {
-    let totals = |use_projections: &'static str| async move {
+    let totals = |sql: &'static str, use_projections: &'static str| async move {
         api.db
             .client
-            .query(
-                "SELECT concat(toString(toStartOfHour(created_at)), ' ', toString(type), ' ', \
-                 model_name, ' ', toString(channel_id), ' ', `group`, ' ', toString(count()), \
-                 ' ', toString(sum(quota))) FROM logs \
-                 GROUP BY toStartOfHour(created_at), type, model_name, channel_id, `group` \
-                 ORDER BY 1",
-            )
+            .query(sql)
             .with_setting("optimize_use_projections", use_projections)
             .fetch_all::<String>()
             .await
             .unwrap()
     };
-    assert_eq!(totals("1").await, totals("0").await, "stat_hour");
-    let by_user = |use_projections: &'static str| async move {
-        api.db
-            .client
-            .query(
-                "SELECT concat(toString(user_id), ' ', toString(toStartOfHour(created_at)), ' ', \
-                 toString(type), ' ', toString(count()), ' ', toString(sum(quota))) FROM logs \
-                 GROUP BY user_id, toStartOfHour(created_at), type ORDER BY 1",
-            )
-            .with_setting("optimize_use_projections", use_projections)
-            .fetch_all::<String>()
-            .await
-            .unwrap()
-    };
-    assert_eq!(by_user("1").await, by_user("0").await, "stat_user_hour");
-    let by_username = |use_projections: &'static str| async move {
-        api.db
-            .client
-            .query(
-                "SELECT concat(username, ' ', model_name, ' ', toString(type), ' ', \
-                 toString(count())) FROM logs GROUP BY username, model_name, type ORDER BY 1",
-            )
-            .with_setting("optimize_use_projections", use_projections)
-            .fetch_all::<String>()
-            .await
-            .unwrap()
-    };
-    assert_eq!(
-        by_username("1").await,
-        by_username("0").await,
-        "list_user_model"
-    );
+    for (projection, sql) in [
+        (
+            "stat_hour",
+            "SELECT concat(toString(toStartOfHour(created_at)), ' ', toString(type), ' ', \
+             model_name, ' ', toString(channel_id), ' ', `group`, ' ', toString(count()), \
+             ' ', toString(sum(quota))) FROM logs \
+             GROUP BY toStartOfHour(created_at), type, model_name, channel_id, `group` \
+             ORDER BY 1",
+        ),
+        (
+            "stat_user_hour",
+            "SELECT concat(toString(user_id), ' ', toString(toStartOfHour(created_at)), ' ', \
+             toString(type), ' ', toString(count()), ' ', toString(sum(quota))) FROM logs \
+             GROUP BY user_id, toStartOfHour(created_at), type ORDER BY 1",
+        ),
+        (
+            "list_user_model",
+            "SELECT concat(username, ' ', model_name, ' ', toString(type), ' ', \
+             toString(count())) FROM logs GROUP BY username, model_name, type ORDER BY 1",
+        ),
+    ] {
+        assert_eq!(
+            totals(sql, "1").await,
+            totals(sql, "0").await,
+            "{projection}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
