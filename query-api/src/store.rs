@@ -89,18 +89,9 @@ impl Store {
             tables::LOGS,
             conditions.where_clause()
         );
-        let count_conditions = conditions.clone();
-        let limit_ph = conditions.bind(Value::U64(limit));
-        let offset_ph = conditions.bind(Value::U64(offset));
-        let sql = format!(
-            "SELECT {LOG_ROW_COLUMNS} FROM {} {} ORDER BY created_at DESC, event_id DESC \
-             LIMIT {limit_ph} OFFSET {offset_ph}",
-            tables::LOGS,
-            conditions.where_clause()
-        );
         let (total, rows) = tokio::try_join!(
-            self.timed(self.query(&count_sql, &count_conditions).fetch_one::<u64>()),
-            self.timed(self.query(&sql, &conditions).fetch_all::<LogRow>()),
+            self.timed(self.query(&count_sql, &conditions).fetch_one::<u64>()),
+            self.newest(conditions.clone(), limit, offset),
         )?;
         Ok((rows, total))
     }
@@ -128,7 +119,7 @@ impl Store {
             }
             Err(_) => conditions.push(content),
         }
-        self.newest(conditions, SEARCH_LIMIT).await
+        self.newest(conditions, SEARCH_LIMIT, 0).await
     }
 
     /// The newest logs of one token.
@@ -136,14 +127,21 @@ impl Store {
         let mut conditions = Conditions::default();
         conditions.compare("token_id", "=", Value::I64(token.id));
         conditions.compare("user_id", "=", Value::I64(token.user_id));
-        self.newest(conditions, TOKEN_LOGS_LIMIT).await
+        self.newest(conditions, TOKEN_LOGS_LIMIT, 0).await
     }
 
-    /// The newest `limit` logs matching `conditions`.
-    async fn newest(&self, mut conditions: Conditions, limit: u64) -> Result<Vec<LogRow>, DbError> {
+    /// The newest `limit` logs matching `conditions`, after skipping the `offset` newest.
+    async fn newest(
+        &self,
+        mut conditions: Conditions,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<LogRow>, DbError> {
         let limit = conditions.bind(Value::U64(limit));
+        let offset = conditions.bind(Value::U64(offset));
         let sql = format!(
-            "SELECT {LOG_ROW_COLUMNS} FROM {} {} ORDER BY created_at DESC, event_id DESC LIMIT {limit}",
+            "SELECT {LOG_ROW_COLUMNS} FROM {} {} ORDER BY created_at DESC, event_id DESC \
+             LIMIT {limit} OFFSET {offset}",
             tables::LOGS,
             conditions.where_clause()
         );
