@@ -27,9 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::http::{Health, names};
 use crate::store::{Intent, Store};
-use crate::writer::{
-    BACKOFF_MAX, BACKOFF_START, Batch, RetryError, Writer, Written, sleep_or_stop,
-};
+use crate::writer::{BACKOFF_MAX, BACKOFF_START, Batch, Writer, Written, sleep_or_stop};
 use crate::{Error, IngestConfig};
 
 /// A planned (replayed) batch waits this long for its recorded last offset before it is
@@ -542,28 +540,22 @@ impl Worker {
     ) -> Result<VecDeque<Intent>, Error> {
         let store = self.writer.store().clone();
         let group = self.config.group_id.clone();
-        let plan = self
+        let intents = self
             .writer
-            .retry("load_intents", || {
+            .retry_or_fail("load_intents", || {
                 store.load_intents(&group, &key.0, key.1, from_offset)
             })
-            .await;
-        match plan {
-            Ok(intents) => {
-                if !intents.is_empty() {
-                    tracing::info!(
-                        topic = key.0,
-                        partition = key.1,
-                        from_offset,
-                        batches = intents.len(),
-                        "replaying recorded batches at their recorded boundaries"
-                    );
-                }
-                Ok(intents.into())
-            }
-            Err(RetryError::Data(e)) => Err(e.into()),
-            Err(RetryError::GaveUp) => Err(self.writer.gave_up()),
+            .await?;
+        if !intents.is_empty() {
+            tracing::info!(
+                topic = key.0,
+                partition = key.1,
+                from_offset,
+                batches = intents.len(),
+                "replaying recorded batches at their recorded boundaries"
+            );
         }
+        Ok(intents.into())
     }
 
     /// While every write slot is busy, or a partition's previous batch is still being

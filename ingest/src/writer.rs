@@ -56,7 +56,7 @@ impl Batch {
     }
 }
 
-pub(crate) enum RetryError {
+enum RetryError {
     Data(clickhouse::error::Error),
     GaveUp,
 }
@@ -190,14 +190,14 @@ impl Writer {
         requested.then(|| self.shutdown_deadline())
     }
 
-    pub(crate) fn gave_up(&self) -> Error {
+    fn gave_up(&self) -> Error {
         Error::ShutdownTimeout(Duration::from_millis(self.config.shutdown_timeout_ms))
     }
 
     /// Retries transient ClickHouse failures with capped exponential backoff. While a write
     /// retries, the consumer loop reads on only until that partition's next batch is due or
     /// every write slot is taken, then waits: memory stays bounded.
-    pub(crate) async fn retry<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, RetryError>
+    async fn retry<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, RetryError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = clickhouse::error::Result<T>>,
@@ -241,6 +241,20 @@ impl Writer {
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
+        }
+    }
+
+    /// [`Self::retry`] for bookkeeping and lookups, where a rejection is not the batch's data
+    /// at fault and cannot be dead-lettered: it fails the write like giving up at shutdown.
+    pub(crate) async fn retry_or_fail<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = clickhouse::error::Result<T>>,
+    {
+        match self.retry(op, f).await {
+            Ok(value) => Ok(value),
+            Err(RetryError::Data(e)) => Err(e.into()),
+            Err(RetryError::GaveUp) => Err(self.gave_up()),
         }
     }
 
@@ -293,27 +307,16 @@ impl Writer {
                 rows: rows.len() as u32,
             };
             let store = self.store.clone();
-            match self
-                .retry("record_intent", || store.record_intent(&intent))
-                .await
-            {
-                Ok(()) => {}
-                Err(RetryError::Data(e)) => return Err(e.into()),
-                Err(RetryError::GaveUp) => return Err(self.gave_up()),
-            }
+            self.retry_or_fail("record_intent", || store.record_intent(&intent))
+                .await?;
         }
 
         let store = self.store.clone();
-        let existing = match self
-            .retry("existing_event_ids", || {
+        let existing = self
+            .retry_or_fail("existing_event_ids", || {
                 store.existing_event_ids(&rows, Some(batch_id))
             })
-            .await
-        {
-            Ok(existing) => existing,
-            Err(RetryError::Data(e)) => return Err(e.into()),
-            Err(RetryError::GaveUp) => return Err(self.gave_up()),
-        };
+            .await?;
         if !existing.is_empty() {
             let mut kept_rows = Vec::with_capacity(rows.len());
             let mut kept_sources = Vec::with_capacity(rows.len());
@@ -375,16 +378,11 @@ impl Writer {
             } else {
                 let subset: Vec<LogRow> = part.iter().map(|&i| rows[i].clone()).collect();
                 let store = self.store.clone();
-                let existing = match self
-                    .retry("existing_event_ids", || {
+                let existing = self
+                    .retry_or_fail("existing_event_ids", || {
                         store.existing_event_ids(&subset, None)
                     })
-                    .await
-                {
-                    Ok(existing) => existing,
-                    Err(RetryError::Data(e)) => return Err(e.into()),
-                    Err(RetryError::GaveUp) => return Err(self.gave_up()),
-                };
+                    .await?;
                 part.retain(|&i| !existing.contains(&rows[i].event_id));
                 if part.is_empty() {
                     continue;
