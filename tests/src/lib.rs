@@ -70,6 +70,12 @@ pub struct TestDatabase {
 /// first database, so a dev stack does not collect them forever.
 const STALE_TEST_DATABASE_HOURS: u32 = 6;
 
+async fn drop_database_named(root: &Client, name: &str) -> clickhouse::error::Result<()> {
+    root.query(&format!("DROP DATABASE IF EXISTS `{name}`"))
+        .execute()
+        .await
+}
+
 async fn drop_stale_test_databases(root: &Client) {
     static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     SWEPT
@@ -87,10 +93,7 @@ async fn drop_stale_test_databases(root: &Client) {
                 .unwrap_or_default();
             for database in stale {
                 // Best effort: a database another run drops meanwhile is no failure.
-                let _ = root
-                    .query(&format!("DROP DATABASE IF EXISTS `{database}`"))
-                    .execute()
-                    .await;
+                let _ = drop_database_named(root, &database).await;
             }
         })
         .await;
@@ -119,9 +122,7 @@ impl TestDatabase {
     }
 
     pub async fn drop_database(self) {
-        let root = clickhouse_client().await;
-        root.query(&format!("DROP DATABASE IF EXISTS `{}`", self.name))
-            .execute()
+        drop_database_named(&clickhouse_client().await, &self.name)
             .await
             .expect("drop test database");
     }
