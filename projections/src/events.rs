@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
+use crate::reject::{RejectKind, Rejection};
 use crate::rows::LogRow;
 
 /// Log types of new-api: 1 top-up, 2 consume, 3 manage, 4 system, 5 error, 6 refund, 7 login.
@@ -83,29 +84,30 @@ impl EventSource<'_> {
     }
 }
 
-/// Why an event was rejected; the text goes into the dead-letter headers.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidEvent(pub String);
-
-/// One event of a message: its raw JSON text (what goes to the dead-letter topic) and the
-/// outcome of validating it.
+/// One event of a message and the outcome of validating it.
 #[derive(Debug)]
 pub struct ParsedEvent<'a> {
-    pub index: usize,
+    /// Position of the event in its message's array; `None` when the message is one object.
+    pub index: Option<usize>,
+    /// The event's JSON text, what its dead letter carries: a slice of the message.
     pub raw: &'a [u8],
-    pub row: Result<LogRow, InvalidEvent>,
+    /// Where [`Self::raw`] lies in the message, so that a batch can keep the message alone and
+    /// still find the event again (when ClickHouse rejects its row).
+    pub span: std::ops::Range<usize>,
+    pub row: Result<LogRow, Rejection>,
 }
 
-/// Splits a message into its events and validates each. An `Err` means the message as a whole
-/// could not be read (not UTF-8 JSON, or neither an object nor an array).
+/// Splits a message into its events and validates each. An `Err` (always
+/// [`RejectKind::Unreadable`]) means the message as a whole could not be read: not UTF-8
+/// JSON, or neither an object nor an array.
 pub fn parse_log_message<'a>(
     payload: &'a [u8],
     topic: &str,
     partition: i32,
     offset: i64,
     max_event_bytes: usize,
-) -> Result<Vec<ParsedEvent<'a>>, InvalidEvent> {
+) -> Result<Vec<ParsedEvent<'a>>, Rejection> {
+    let unreadable = |reason: String| Rejection::new(RejectKind::Unreadable, reason);
     let source = |index| EventSource {
         topic,
         partition,
@@ -116,27 +118,31 @@ pub fn parse_log_message<'a>(
     match first {
         Some(b'[') => {
             let elements: Vec<&RawValue> = serde_json::from_slice(payload)
-                .map_err(|e| InvalidEvent(format!("message is not a valid JSON array: {e}")))?;
+                .map_err(|e| unreadable(format!("message is not a valid JSON array: {e}")))?;
             Ok(elements
                 .into_iter()
                 .enumerate()
                 .map(|(index, raw)| {
                     let raw = raw.get().as_bytes();
+                    // The element borrows from `payload`: its address gives its position.
+                    let start = raw.as_ptr() as usize - payload.as_ptr() as usize;
                     ParsedEvent {
-                        index,
+                        index: Some(index),
                         raw,
+                        span: start..start + raw.len(),
                         row: parse_event(raw, source(index), max_event_bytes),
                     }
                 })
                 .collect())
         }
         Some(b'{') => Ok(vec![ParsedEvent {
-            index: 0,
+            index: None,
             raw: payload,
+            span: 0..payload.len(),
             row: parse_event(payload, source(0), max_event_bytes),
         }]),
-        None => Err(InvalidEvent("message is empty".into())),
-        Some(_) => Err(InvalidEvent(
+        None => Err(unreadable("message is empty".into())),
+        Some(_) => Err(unreadable(
             "message is neither a JSON object nor a JSON array of objects".into(),
         )),
     }
@@ -147,32 +153,33 @@ pub fn parse_event(
     raw: &[u8],
     source: EventSource<'_>,
     max_event_bytes: usize,
-) -> Result<LogRow, InvalidEvent> {
+) -> Result<LogRow, Rejection> {
     if raw.len() > max_event_bytes {
-        return Err(InvalidEvent(format!(
-            "event is {} bytes, over the limit of {max_event_bytes}",
-            raw.len()
-        )));
+        return Err(Rejection::oversized(raw.len(), max_event_bytes));
     }
     let event: LogEvent =
-        serde_json::from_slice(raw).map_err(|e| InvalidEvent(format!("invalid event: {e}")))?;
+        serde_json::from_slice(raw).map_err(|e| invalid(format!("invalid event: {e}")))?;
     event.into_row(source)
 }
 
+fn invalid(reason: impl Into<String>) -> Rejection {
+    Rejection::new(RejectKind::InvalidEvent, reason)
+}
+
 impl LogEvent {
-    pub fn into_row(self, source: EventSource<'_>) -> Result<LogRow, InvalidEvent> {
+    pub fn into_row(self, source: EventSource<'_>) -> Result<LogRow, Rejection> {
         let created_at = u32::try_from(self.created_at)
             .ok()
             .filter(|t| *t > 0)
             .ok_or_else(|| {
-                InvalidEvent(format!(
+                invalid(format!(
                     "created_at {} is not a unix timestamp in seconds between 1 and {}",
                     self.created_at,
                     u32::MAX
                 ))
             })?;
         if !LOG_TYPES.contains(&self.log_type) {
-            return Err(InvalidEvent(format!(
+            return Err(invalid(format!(
                 "type {} is out of range {}..={}",
                 self.log_type,
                 LOG_TYPES.start(),
@@ -180,10 +187,7 @@ impl LogEvent {
             )));
         }
         if self.user_id < 0 {
-            return Err(InvalidEvent(format!(
-                "user_id {} is negative",
-                self.user_id
-            )));
+            return Err(invalid(format!("user_id {} is negative", self.user_id)));
         }
         let other = match self.other {
             None | Some(serde_json::Value::Null) => String::new(),
@@ -193,15 +197,15 @@ impl LogEvent {
                 match serde_json::from_str::<serde_json::Value>(&text) {
                     Ok(serde_json::Value::Object(_)) => text,
                     _ => {
-                        return Err(InvalidEvent(
-                            "other must be a JSON object or a string holding one".into(),
+                        return Err(invalid(
+                            "other must be a JSON object or a string holding one",
                         ));
                     }
                 }
             }
             Some(_) => {
-                return Err(InvalidEvent(
-                    "other must be a JSON object or a string holding one".into(),
+                return Err(invalid(
+                    "other must be a JSON object or a string holding one",
                 ));
             }
         };
@@ -238,7 +242,7 @@ mod tests {
 
     const LIMIT: usize = 64 * 1024;
 
-    fn parse(payload: &str) -> Vec<Result<LogRow, InvalidEvent>> {
+    fn parse(payload: &str) -> Vec<Result<LogRow, Rejection>> {
         parse_log_message(payload.as_bytes(), "gateway.logs", 3, 42, LIMIT)
             .expect("message readable")
             .into_iter()
@@ -278,13 +282,25 @@ mod tests {
                 {"created_at":1700000000,"type":2,"user_id":1,"other":{"a":1},"extra":true}]"#,
         );
         assert!(rows[0].is_ok());
-        assert!(rows[1].as_ref().unwrap_err().0.contains("invalid type"));
-        assert!(rows[2].as_ref().unwrap_err().0.contains("out of range"));
+        assert!(
+            rows[1]
+                .as_ref()
+                .unwrap_err()
+                .reason
+                .contains("invalid type")
+        );
+        assert!(
+            rows[2]
+                .as_ref()
+                .unwrap_err()
+                .reason
+                .contains("out of range")
+        );
         assert!(
             rows[3]
                 .as_ref()
                 .unwrap_err()
-                .0
+                .reason
                 .contains("missing field `created_at`")
         );
         assert_eq!(rows[4].as_ref().expect("valid").other, r#"{"a":1}"#);
@@ -312,13 +328,56 @@ mod tests {
             parse(&big)[0]
                 .as_ref()
                 .unwrap_err()
-                .0
+                .reason
                 .contains("over the limit")
         );
         assert!(parse_log_message(b"not json", "t", 0, 0, LIMIT).is_err());
         assert!(parse_log_message(b"[1,", "t", 0, 0, LIMIT).is_err());
         assert!(parse_log_message(b"", "t", 0, 0, LIMIT).is_err());
         assert!(parse("[1]")[0].is_err());
+    }
+
+    #[test]
+    fn rejections_are_classified_where_they_are_found() {
+        let big = format!(
+            r#"{{"created_at":1,"type":2,"user_id":1,"content":"{}"}}"#,
+            "x".repeat(LIMIT)
+        );
+        assert_eq!(
+            parse(&big)[0].as_ref().unwrap_err().kind,
+            RejectKind::Oversized
+        );
+        assert_eq!(
+            parse(r#"{"type":2}"#)[0].as_ref().unwrap_err().kind,
+            RejectKind::InvalidEvent
+        );
+        assert_eq!(
+            parse(r#"{"created_at":1,"type":99,"user_id":1}"#)[0]
+                .as_ref()
+                .unwrap_err()
+                .kind,
+            RejectKind::InvalidEvent
+        );
+        for unreadable in [&b"nope"[..], b"", b"[1,", b"42"] {
+            let error = parse_log_message(unreadable, "t", 0, 0, LIMIT).unwrap_err();
+            assert_eq!(error.kind, RejectKind::Unreadable, "{unreadable:?}");
+        }
+    }
+
+    #[test]
+    fn each_event_knows_its_place_in_the_message() {
+        let payload = br#" [ {"created_at":1,"type":2,"user_id":1} ,{"x":"]"}]"#;
+        let events = parse_log_message(payload, "t", 0, 0, LIMIT).expect("readable");
+        assert_eq!(events.len(), 2);
+        for (i, event) in events.iter().enumerate() {
+            assert_eq!(event.index, Some(i));
+            assert_eq!(&payload[event.span.clone()], event.raw);
+        }
+        assert_eq!(events[1].raw, br#"{"x":"]"}"#);
+        let single = br#"{"created_at":1,"type":2,"user_id":1}"#;
+        let events = parse_log_message(single, "t", 0, 0, LIMIT).expect("readable");
+        assert_eq!(events[0].index, None);
+        assert_eq!(events[0].span, 0..single.len());
     }
 }
 

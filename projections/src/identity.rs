@@ -4,19 +4,10 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::events::InvalidEvent;
+pub use logbus_runtime::Secret;
+
+use crate::reject::{RejectKind, Rejection};
 use crate::rows::{TokenRow, UserRow};
-
-/// A credential in plain text. Its `Debug` never shows the value, so it cannot leak into logs.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -66,11 +57,15 @@ pub fn hash_token_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-fn normalized_sha256(field: &str, hex_digest: &str) -> Result<String, InvalidEvent> {
+fn invalid(reason: impl Into<String>) -> Rejection {
+    Rejection::new(RejectKind::InvalidIdentity, reason)
+}
+
+fn normalized_sha256(field: &str, hex_digest: &str) -> Result<String, Rejection> {
     if hex_digest.len() == 64 && hex_digest.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(hex_digest.to_ascii_lowercase())
     } else {
-        Err(InvalidEvent(format!("{field} must be 64 hex characters")))
+        Err(invalid(format!("{field} must be 64 hex characters")))
     }
 }
 
@@ -81,16 +76,16 @@ fn credential_hash(
     hashed: Option<&str>,
     plain: Option<&Secret>,
     hash_plain: fn(&str) -> String,
-) -> Result<String, InvalidEvent> {
+) -> Result<String, Rejection> {
     match (hashed, plain) {
         (Some(hashed), _) if !hashed.is_empty() => normalized_sha256(hash_field, hashed),
-        (_, Some(plain)) if !plain.0.is_empty() => Ok(hash_plain(&plain.0)),
+        (_, Some(plain)) if !plain.is_empty() => Ok(hash_plain(plain.expose())),
         _ => Ok(String::new()),
     }
 }
 
 impl UserIdentity {
-    pub fn into_row(self) -> Result<UserRow, InvalidEvent> {
+    pub fn into_row(self) -> Result<UserRow, Rejection> {
         Ok(UserRow {
             access_token_sha256: credential_hash(
                 "access_token_sha256",
@@ -109,7 +104,7 @@ impl UserIdentity {
 }
 
 impl TokenIdentity {
-    pub fn into_row(self) -> Result<TokenRow, InvalidEvent> {
+    pub fn into_row(self) -> Result<TokenRow, Rejection> {
         Ok(TokenRow {
             key_sha256: credential_hash(
                 "key_sha256",
@@ -126,10 +121,31 @@ impl TokenIdentity {
     }
 }
 
+/// The row an identity message becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityRow {
+    User(UserRow),
+    Token(TokenRow),
+}
+
 /// Parses one identity message (a single JSON object).
-pub fn parse_identity_event(payload: &[u8]) -> Result<IdentityEvent, InvalidEvent> {
-    serde_json::from_slice(payload)
-        .map_err(|e| InvalidEvent(format!("invalid identity event: {e}")))
+pub fn parse_identity_event(payload: &[u8]) -> Result<IdentityEvent, Rejection> {
+    serde_json::from_slice(payload).map_err(|e| invalid(format!("invalid identity event: {e}")))
+}
+
+/// Validates one identity message of at most `max_event_bytes` into its row, plain
+/// credentials hashed.
+pub fn parse_identity_message(
+    payload: &[u8],
+    max_event_bytes: usize,
+) -> Result<IdentityRow, Rejection> {
+    if payload.len() > max_event_bytes {
+        return Err(Rejection::oversized(payload.len(), max_event_bytes));
+    }
+    match parse_identity_event(payload)? {
+        IdentityEvent::User(user) => user.into_row().map(IdentityRow::User),
+        IdentityEvent::Token(token) => token.into_row().map(IdentityRow::Token),
+    }
 }
 
 #[cfg(test)]
@@ -171,5 +187,28 @@ mod tests {
         };
         assert!(user.into_row().is_err());
         assert!(parse_identity_event(br#"{"kind":"group","id":1}"#).is_err());
+    }
+
+    #[test]
+    fn identity_rejections_are_classified() {
+        let user = br#"{"kind":"user","id":1,"role":10,"status":1,"version":1}"#;
+        assert!(matches!(
+            parse_identity_message(user, 1024),
+            Ok(IdentityRow::User(_))
+        ));
+        assert_eq!(
+            parse_identity_message(user, 10).unwrap_err().kind,
+            RejectKind::Oversized
+        );
+        assert_eq!(
+            parse_identity_message(b"{", 1024).unwrap_err().kind,
+            RejectKind::InvalidIdentity
+        );
+        let bad_hash =
+            br#"{"kind":"token","id":1,"user_id":1,"key_sha256":"zz","status":1,"version":1}"#;
+        assert_eq!(
+            parse_identity_message(bad_hash, 1024).unwrap_err().kind,
+            RejectKind::InvalidIdentity
+        );
     }
 }

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{Error, Result, tables, validate_database_name};
 
+#[derive(Debug)]
 pub struct Migration {
     pub version: u32,
     pub name: &'static str,
@@ -47,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "read_blocks",
         sql: include_str!("migrations/0006_read_blocks.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "column_comments",
+        sql: include_str!("migrations/0007_column_comments.sql"),
     },
 ];
 

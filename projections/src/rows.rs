@@ -1,5 +1,8 @@
 //! Row types of the ClickHouse tables, in column order. Ingest writes them with RowBinary and
 //! query-api reads them back, so a schema change breaks the build instead of production.
+//!
+//! A SELECT that reads a row type names its columns with the clickhouse crate's `?fields`
+//! placeholder, which expands to the type's own column list: there is no hand-kept copy of it.
 
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
@@ -36,12 +39,6 @@ pub struct LogRow {
     pub ingest_batch: u64,
 }
 
-/// The column list of [`LogRow`], for hand-written SELECTs that must match it.
-pub const LOG_ROW_COLUMNS: &str = "event_id, created_at, type, user_id, username, token_id, \
-    token_name, model_name, quota, prompt_tokens, completion_tokens, use_time, is_stream, \
-    channel_id, channel_name, `group`, ip, request_id, upstream_request_id, content, other, \
-    ingest_batch";
-
 /// One row of `users`.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct UserRow {
@@ -65,23 +62,18 @@ pub struct TokenRow {
     pub version: u64,
 }
 
-/// One aggregated row of `logs_minute` (already summed over a key).
+/// One row of `ingest_batches`: a batch the worker was about to insert, recorded before the
+/// insert and read back on partition assignment, so that a replay cuts its batches at exactly
+/// these boundaries (docs/ingest.md). `recorded_at` is omitted: the server fills it.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
-pub struct MinuteRollupRow {
-    pub minute: u32,
-    #[serde(rename = "type")]
-    pub log_type: u8,
-    pub user_id: i64,
-    pub username: String,
-    pub token_id: i64,
-    pub token_name: String,
-    pub model_name: String,
-    pub channel_id: i64,
-    pub group: String,
-    pub requests: u64,
-    pub quota: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
+pub struct Intent {
+    pub consumer_group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub batch_id: u64,
+    pub rows: u32,
 }
 
 /// Identity values shared by the API and the identity tables.

@@ -1,9 +1,11 @@
-//! The ClickHouse connection settings that `logbus-ingest` and `logbus-query-api` share: the
-//! same flags and environment variables, one client builder, one masked `Debug`.
-
 use clickhouse::Client;
 
-#[derive(Clone, clap::Args)]
+use crate::Secret;
+
+/// The ClickHouse connection settings that `logbus-ingest` and `logbus-query-api` share: the
+/// same flags and environment variables, one client builder. The password is a [`Secret`], so
+/// the `Debug` of any config holding these never shows it.
+#[derive(Clone, Debug, clap::Args)]
 pub struct ClickHouseArgs {
     /// ClickHouse HTTP URL.
     #[arg(
@@ -29,18 +31,29 @@ pub struct ClickHouseArgs {
         env = "LOGBUS_CLICKHOUSE_PASSWORD",
         hide_env_values = true
     )]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
 }
 
 impl ClickHouseArgs {
+    /// The settings of a server at `url` with the default user and database `database`, as a
+    /// base for code that builds a config explicitly (tests, the bench) instead of from flags.
+    pub fn new(url: impl Into<String>, database: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            database: database.into(),
+            user: None,
+            password: None,
+        }
+    }
+
     /// A client of the server with no database selected (for creating and migrating it).
     pub fn server_client(&self) -> Client {
         let mut client = Client::default().with_url(&self.url);
         if let Some(user) = self.user.as_deref().filter(|u| !u.is_empty()) {
             client = client.with_user(user);
         }
-        if let Some(password) = self.password.as_deref().filter(|p| !p.is_empty()) {
-            client = client.with_password(password);
+        if let Some(password) = self.password.as_ref().filter(|p| !p.is_empty()) {
+            client = client.with_password(password.expose());
         }
         client
     }
@@ -48,17 +61,6 @@ impl ClickHouseArgs {
     /// A client of the logbus database.
     pub fn client(&self) -> Client {
         self.server_client().with_database(&self.database)
-    }
-}
-
-impl std::fmt::Debug for ClickHouseArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClickHouseArgs")
-            .field("url", &self.url)
-            .field("database", &self.database)
-            .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .finish()
     }
 }
 
@@ -80,6 +82,10 @@ mod tests {
         assert_eq!(cli.clickhouse.url, "http://127.0.0.1:8123");
         assert_eq!(cli.clickhouse.database, "logbus");
         assert_eq!(cli.clickhouse.user, None);
+        assert_eq!(
+            cli.clickhouse.password.as_ref().map(Secret::expose),
+            Some("hunter2")
+        );
         let shown = format!("{:?}", cli.clickhouse);
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("***"), "{shown}");
