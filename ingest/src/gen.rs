@@ -221,7 +221,7 @@ impl Generator {
                 status: identity_codes::STATUS_ENABLED,
                 group: user.group.clone(),
                 access_token_sha256: None,
-                access_token: Some(Secret(user.access_token.clone())),
+                access_token: Some(Secret::new(user.access_token.clone())),
                 version: 1,
             }));
             for (id, name, key) in &user.tokens {
@@ -230,7 +230,7 @@ impl Generator {
                     user_id: user.id,
                     name: name.clone(),
                     key_sha256: None,
-                    key: Some(Secret(key.clone())),
+                    key: Some(Secret::new(key.clone())),
                     status: identity_codes::STATUS_ENABLED,
                     version: 1,
                 }));

@@ -54,7 +54,7 @@ pub struct IngestConfig {
     #[arg(long, env = "LOGBUS_DLQ_TOPIC", default_value = "gateway.logs.dlq")]
     pub dlq_topic: String,
     #[command(flatten)]
-    pub clickhouse: logbus_projections::ClickHouseArgs,
+    pub clickhouse: logbus_runtime::ClickHouseArgs,
     /// Flush a partition's batch when it holds this many rows.
     #[arg(long, env = "LOGBUS_BATCH_MAX_ROWS", default_value_t = 50_000)]
     pub batch_max_rows: usize,

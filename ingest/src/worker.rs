@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use logbus_projections::events::parse_log_message;
-use logbus_projections::identity::{IdentityEvent, parse_identity_event};
+use logbus_projections::identity::{IdentityRow, parse_identity_message};
 use metrics::{counter, gauge};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
@@ -441,64 +441,31 @@ impl Worker {
                 offset,
                 self.config.max_event_bytes,
             ) {
-                Err(e) => dead.push((None, payload.clone(), "unreadable", e.0)),
+                Err(e) => dead.push((None, payload.clone(), e)),
                 Ok(events) => {
-                    let is_array = payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
                     counter!(names::EVENTS_IN).increment(events.len() as u64);
                     for event in events {
                         match event.row {
                             Ok(row) => {
                                 batch.rows.push(row);
-                                batch.sources.push((index, event.index as u32));
+                                batch.sources.push((index, event.index.unwrap_or(0) as u32));
                             }
-                            Err(e) => {
-                                let class = if e.0.contains("over the limit") {
-                                    "oversized"
-                                } else {
-                                    "invalid_event"
-                                };
-                                dead.push((
-                                    is_array.then_some(event.index),
-                                    event.raw.to_vec(),
-                                    class,
-                                    e.0,
-                                ));
-                            }
+                            Err(e) => dead.push((event.index, event.raw.to_vec(), e)),
                         }
                     }
                 }
             },
-            Kind::Identity => {
-                let parsed = if payload.len() > self.config.max_event_bytes {
-                    Err((
-                        "oversized",
-                        format!(
-                            "event is {} bytes, over the limit of {}",
-                            payload.len(),
-                            self.config.max_event_bytes
-                        ),
-                    ))
-                } else {
-                    parse_identity_event(&payload)
-                        .and_then(|event| match event {
-                            IdentityEvent::User(user) => user.into_row().map(|row| {
-                                batch.users.push(row);
-                            }),
-                            IdentityEvent::Token(token) => token.into_row().map(|row| {
-                                batch.tokens.push(row);
-                            }),
-                        })
-                        .map_err(|e| ("invalid_identity", e.0))
-                };
-                if let Err((class, reason)) = parsed {
-                    dead.push((None, payload.clone(), class, reason));
-                }
-            }
+            Kind::Identity => match parse_identity_message(&payload, self.config.max_event_bytes) {
+                Ok(IdentityRow::User(row)) => batch.users.push(row),
+                Ok(IdentityRow::Token(row)) => batch.tokens.push(row),
+                Err(e) => dead.push((None, payload.clone(), e)),
+            },
         }
         batch.messages.push((offset, message_key.clone(), payload));
-        for (source_index, raw, class, reason) in dead {
+        for (source_index, raw, rejection) in dead {
+            let class = rejection.kind.as_str();
             let mut headers = vec![
-                ("reason", reason),
+                ("reason", rejection.reason),
                 ("reason_class", class.to_owned()),
                 ("source_topic", key.0.clone()),
                 ("source_partition", key.1.to_string()),

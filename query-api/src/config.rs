@@ -16,7 +16,7 @@ pub struct Config {
     pub listen: SocketAddr,
 
     #[command(flatten)]
-    pub clickhouse: logbus_projections::ClickHouseArgs,
+    pub clickhouse: logbus_runtime::ClickHouseArgs,
 
     /// How long users and tokens looked up for authentication are cached, in milliseconds:
     /// a disabled user or token is locked out within this time. 0 disables the cache.

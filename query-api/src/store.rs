@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clickhouse::{Client, Row};
-use logbus_projections::rows::{LOG_ROW_COLUMNS, LogRow, TokenRow, UserRow};
+use logbus_projections::rows::{LogRow, TokenRow, UserRow};
 use logbus_projections::{partition_id, tables};
 use moka::future::Cache;
 use serde::Deserialize;
@@ -140,7 +140,7 @@ impl Store {
         let limit = conditions.bind(Value::U64(limit));
         let offset = conditions.bind(Value::U64(offset));
         let sql = format!(
-            "SELECT {LOG_ROW_COLUMNS} FROM {} {} ORDER BY created_at DESC, event_id DESC \
+            "SELECT ?fields FROM {} {} ORDER BY created_at DESC, event_id DESC \
              LIMIT {limit} OFFSET {offset}",
             tables::LOGS,
             conditions.where_clause()

@@ -5,12 +5,10 @@
 //! group's leader while other members are joining, which stalls the group (a broker bug, see
 //! docs/ingest.md), so the test does not make the leader leave while another member joins.
 
-mod ingest_support;
-
 use std::time::Duration;
 
-use ingest_support::{InProcessWorker, IngestStack, events, fast_producer, publish_events};
-use logbus_tests::eventually;
+use crate::support::eventually;
+use crate::support::ingest::{InProcessWorker, IngestStack, events, fast_producer, publish_events};
 
 /// Partition assignments seen by every worker of this process (the metrics recorder is
 /// process-wide).
@@ -33,7 +31,7 @@ async fn workers_joining_and_leaving_mid_stream_keep_every_event_exactly_once() 
     let stack = IngestStack::new(4).await;
     let mut config = stack.config();
     config.batch_max_rows = 1_000;
-    let port = logbus_tests::free_port();
+    let port = crate::support::free_port();
     let mut first_config = config.clone();
     first_config.http_addr = format!("127.0.0.1:{port}").parse().expect("address");
     let all = events(51, 24_000);

@@ -1,15 +1,13 @@
 //! 1% malformed events of every kind: every valid event lands, every malformed one is in the
 //! dead-letter topic with its original bytes and a reason.
 
-mod ingest_support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures::StreamExt;
-use ingest_support::{
+use crate::support::ingest::{
     InProcessWorker, IngestStack, dlq_reader, events, fast_producer, publish_events,
 };
+use futures::StreamExt;
 use rdkafka::Message;
 use rdkafka::message::Headers;
 
@@ -72,7 +70,7 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_valid_ones_land() {
         .enumerate()
         .map(|(i, (payload, ..))| (i.to_string(), payload.clone()))
         .collect();
-    logbus_tests::publish(&producer, &stack.logs_topic, &bad_payloads).await;
+    crate::support::publish(&producer, &stack.logs_topic, &bad_payloads).await;
     publish_events(&producer, &stack.logs_topic, &valid[VALID / 2..]).await;
     // Invalid identity events are dead-lettered too.
     let bad_identity: Vec<(String, Vec<u8>)> = vec![
@@ -80,7 +78,7 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_valid_ones_land() {
         ("b".into(), br#"{"kind":"user","id":1}"#.to_vec()),
         ("c".into(), b"nope".to_vec()),
     ];
-    logbus_tests::publish(&producer, &stack.identity_topic, &bad_identity).await;
+    crate::support::publish(&producer, &stack.identity_topic, &bad_identity).await;
 
     let worker = InProcessWorker::spawn(stack.config());
     let expected_rows = (VALID + array_rows) as u64;

@@ -1,9 +1,7 @@
 //! Acceptance tests of the statistics endpoints (rollup + raw edges == raw scan) and of the
 //! staged DELETE (partitions dropped, boundary day deleted, boundary minute rebuilt).
 
-mod api_support;
-
-use api_support::*;
+use crate::support::api::*;
 use clickhouse::Row;
 use logbus_projections::events::LogEvent;
 use logbus_query_api::params::{Conditions, LogFilter};

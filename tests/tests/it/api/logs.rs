@@ -1,12 +1,10 @@
 //! Acceptance tests of the list endpoints (`/api/log/`, `/api/log/self`): every filter,
 //! pagination edges, the user view, the auth matrix, bad input and the OpenAPI document.
 
-mod api_support;
-
 use std::time::Duration;
 
-use api_support::*;
-use logbus_tests::eventually;
+use crate::support::api::*;
+use crate::support::eventually;
 use serde_json::Value;
 
 const BASE: i64 = 1_700_000_000;
@@ -502,7 +500,7 @@ async fn clickhouse_failures_get_the_generic_message() {
     use logbus_projections::rows::UserRow;
 
     // A database whose log tables are gone: authentication works, every log query fails.
-    let db = logbus_tests::TestDatabase::migrated().await;
+    let db = crate::support::TestDatabase::migrated().await;
     let mut users = db.client.insert::<UserRow>("users").await.unwrap();
     users
         .write(&UserRow {
@@ -556,7 +554,7 @@ async fn clickhouse_failures_get_the_generic_message() {
             (status, body["message"].as_str().unwrap().to_owned())
         }
     };
-    let base = serve(logbus_tests::clickhouse_url(), db.name.clone()).await;
+    let base = serve(crate::support::clickhouse_url(), db.name.clone()).await;
     for (path, zh, en) in [
         ("/api/log/", "获取日志失败", "Failed to get logs"),
         ("/api/log/self", "获取日志失败", "Failed to get logs"),

@@ -1,12 +1,10 @@
 //! Helpers shared by the ingest acceptance tests (`tests/tests/ingest_*.rs`).
-#![allow(dead_code)]
-
 use std::time::Duration;
 
+use crate::support::{TestDatabase, clickhouse_url, create_topic, eventually, kafka_brokers};
 use clickhouse::Row;
 use logbus_ingest::IngestConfig;
 use logbus_ingest::r#gen::Generator;
-use logbus_tests::{TestDatabase, clickhouse_url, create_topic, eventually, kafka_brokers};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Deserialize;
@@ -23,14 +21,14 @@ pub struct IngestStack {
 
 impl IngestStack {
     pub async fn new(partitions: i32) -> Self {
-        logbus_tests::init_tracing();
+        crate::support::init_tracing();
         let db = TestDatabase::migrated().await;
         Self {
             db,
             logs_topic: create_topic("logs", partitions).await,
             identity_topic: create_topic("identity", 1).await,
             dlq_topic: create_topic("dlq", 1).await,
-            group_id: logbus_tests::unique_name("ingest"),
+            group_id: crate::support::unique_name("ingest"),
             partitions,
         }
     }
@@ -231,8 +229,8 @@ impl Drop for InProcessWorker {
 pub fn dlq_reader(stack: &IngestStack) -> rdkafka::consumer::StreamConsumer {
     use rdkafka::consumer::Consumer;
     let consumer: rdkafka::consumer::StreamConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", logbus_tests::kafka_brokers())
-        .set("group.id", logbus_tests::unique_name("dlqreader"))
+        .set("bootstrap.servers", crate::support::kafka_brokers())
+        .set("group.id", crate::support::unique_name("dlqreader"))
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");

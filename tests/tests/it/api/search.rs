@@ -1,9 +1,7 @@
 //! Acceptance tests of search (`/api/log/search`, `/api/log/self/search`) and of the public
 //! token endpoint (`/api/log/token`) with its CORS.
 
-mod api_support;
-
-use api_support::*;
+use crate::support::api::*;
 use serde_json::Value;
 
 const BASE: i64 = 1_700_100_000;

@@ -2,10 +2,10 @@
 //! LZ4 on, migrations are idempotent, the rollup equals a GROUP BY over the raw rows, and the
 //! front answers bad queries the way ClickHouse does.
 
+use crate::support::{TestDatabase, clickhouse_client, clickhouse_url};
 use clickhouse::Row;
 use logbus_projections::rows::LogRow;
 use logbus_projections::{MIGRATIONS, MigrateOptions, migrate};
-use logbus_tests::{TestDatabase, clickhouse_client, clickhouse_url};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -56,10 +56,7 @@ async fn crate_round_trips_rows_with_lz4_through_the_front() {
 
     let mut read_back = db
         .client
-        .query(&format!(
-            "SELECT {} FROM logs ORDER BY created_at, event_id",
-            logbus_projections::rows::LOG_ROW_COLUMNS
-        ))
+        .query("SELECT ?fields FROM logs ORDER BY created_at, event_id")
         .fetch_all::<LogRow>()
         .await
         .expect("rows read back");

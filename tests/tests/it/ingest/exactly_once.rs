@@ -1,18 +1,16 @@
 //! 100k events across several partitions land exactly once (raw and rollup), identity events
 //! fill users/tokens, and re-publishing 1,000 of them later changes nothing.
 
-mod ingest_support;
-
 use std::time::{Duration, Instant};
 
-use ingest_support::{
+use crate::support::eventually;
+use crate::support::ingest::{
     InProcessWorker, IngestStack, events, fast_producer, marker_event, publish_events,
     publish_to_partition,
 };
 use logbus_ingest::KafkaArgs;
 use logbus_ingest::r#gen::{GenConfig, admin_access_token, publish};
 use logbus_projections::identity::hash_access_token;
-use logbus_tests::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_thousand_events_land_exactly_once_and_republishing_changes_nothing() {
@@ -29,7 +27,7 @@ async fn hundred_thousand_events_land_exactly_once_and_republishing_changes_noth
     // Identity events through the generator's own publisher.
     let gen_config = GenConfig {
         kafka: KafkaArgs {
-            brokers: logbus_tests::kafka_brokers(),
+            brokers: crate::support::kafka_brokers(),
             logs_topic: stack.logs_topic.clone(),
             identity_topic: stack.identity_topic.clone(),
         },
@@ -48,7 +46,7 @@ async fn hundred_thousand_events_land_exactly_once_and_republishing_changes_noth
         .enumerate()
         .map(|(i, e)| (i.to_string(), serde_json::to_vec(e).expect("serialize")))
         .collect();
-    logbus_tests::publish(&producer, &stack.identity_topic, &identity_payloads).await;
+    crate::support::publish(&producer, &stack.identity_topic, &identity_payloads).await;
 
     let started = Instant::now();
     let worker = InProcessWorker::spawn(stack.config());

@@ -4,15 +4,13 @@
 //! through it; "cut" closes every open connection and refuses new ones (as a dead server
 //! would), "restore" accepts again. The shared ClickHouse other tests use is never touched.
 
-mod ingest_support;
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ingest_support::{InProcessWorker, IngestStack, events, fast_producer, publish_events};
-use logbus_tests::eventually;
+use crate::support::eventually;
+use crate::support::ingest::{InProcessWorker, IngestStack, events, fast_producer, publish_events};
 use tokio::net::{TcpListener, TcpStream};
 
 struct Proxy {
@@ -86,7 +84,7 @@ impl Drop for Proxy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_outage_mid_stream_loses_nothing_and_duplicates_nothing() {
     let stack = IngestStack::new(3).await;
-    let target: SocketAddr = logbus_tests::clickhouse_url()
+    let target: SocketAddr = crate::support::clickhouse_url()
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .parse()
@@ -95,7 +93,7 @@ async fn clickhouse_outage_mid_stream_loses_nothing_and_duplicates_nothing() {
     let mut config = stack.config();
     config.clickhouse.url = format!("http://{}", proxy.addr);
     config.batch_max_rows = 2_000;
-    let port = logbus_tests::free_port();
+    let port = crate::support::free_port();
     config.http_addr = format!("127.0.0.1:{port}").parse().expect("address");
 
     let producer = fast_producer();

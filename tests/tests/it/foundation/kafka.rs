@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use logbus_tests::{create_topic, kafka_brokers, producer, publish, unique_name};
+use crate::support::{create_topic, kafka_brokers, producer, publish, unique_name};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};

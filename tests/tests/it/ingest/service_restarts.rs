@@ -13,16 +13,14 @@
 //!
 //! The private processes are killed by their pid when the test ends, whatever happens.
 
-mod ingest_support;
-
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
+use crate::support::ingest::{Event, IngestStack, Totals, events, publish_events};
+use crate::support::{TestDatabase, eventually, unique_name};
 use clickhouse::Client;
-use ingest_support::{Event, IngestStack, Totals, events, publish_events};
-use logbus_tests::{TestDatabase, eventually, unique_name};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -178,7 +176,7 @@ struct ChFront {
 impl ChFront {
     async fn start(scratch: &Scratch) -> Self {
         let mut front = Self {
-            port: logbus_tests::free_port(),
+            port: crate::support::free_port(),
             data: scratch.0.join("clickhouse"),
             log: scratch.0.join("chfront.log"),
             process: None,
@@ -248,7 +246,7 @@ struct Tansu {
 
 impl Tansu {
     async fn start(scratch: &Scratch) -> Self {
-        let port = logbus_tests::free_port();
+        let port = crate::support::free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let binary = devstack_dir().join("bin/tansu");
         assert!(
@@ -337,7 +335,7 @@ struct Worker {
 
 impl Worker {
     fn spawn(stack: &IngestStack, config: &mut logbus_ingest::IngestConfig, log: &Path) -> Self {
-        let port = logbus_tests::free_port();
+        let port = crate::support::free_port();
         config.http_addr = format!("127.0.0.1:{port}").parse().expect("address");
         let mut command = Command::new(env!("CARGO_BIN_EXE_logbus-ingest-under-test"));
         command
@@ -480,7 +478,7 @@ fn waves(mut all: Vec<Event>, sizes: &[usize]) -> Vec<Vec<Event>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_front_stopped_and_restarted_mid_stream_loses_nothing_and_duplicates_nothing() {
-    logbus_tests::init_tracing();
+    crate::support::init_tracing();
     let scratch = Scratch::new("logbus-chfront-restart");
     let mut front = ChFront::start(&scratch).await;
 
@@ -495,9 +493,9 @@ async fn clickhouse_front_stopped_and_restarted_mid_stream_loses_nothing_and_dup
     };
     let stack = IngestStack {
         db,
-        logs_topic: logbus_tests::create_topic("logs", 4).await,
-        identity_topic: logbus_tests::create_topic("identity", 1).await,
-        dlq_topic: logbus_tests::create_topic("dlq", 1).await,
+        logs_topic: crate::support::create_topic("logs", 4).await,
+        identity_topic: crate::support::create_topic("identity", 1).await,
+        dlq_topic: crate::support::create_topic("dlq", 1).await,
         group_id: unique_name("ingest"),
         partitions: 4,
     };
@@ -511,7 +509,7 @@ async fn clickhouse_front_stopped_and_restarted_mid_stream_loses_nothing_and_dup
     let total = all.len() as u64;
     let quota = quota_of(&all);
     let mut waves = waves(all, &[4_000, 4_000, 6_000, 3_000, 3_000]).into_iter();
-    let producer = ingest_support::fast_producer();
+    let producer = crate::support::ingest::fast_producer();
     publish_events(&producer, &stack.logs_topic, &waves.next().expect("wave")).await;
 
     let mut worker = Worker::spawn(&stack, &mut config, &scratch.0.join("worker.log"));
@@ -520,7 +518,7 @@ async fn clickhouse_front_stopped_and_restarted_mid_stream_loses_nothing_and_dup
     // Outage 1: SIGTERM (the front finishes its in-flight requests and exits), while the
     // next wave is being published.
     let publishing = publish_paced(
-        ingest_support::fast_producer(),
+        crate::support::ingest::fast_producer(),
         &stack.logs_topic,
         waves.next().expect("wave"),
         1_000,
@@ -547,7 +545,7 @@ async fn clickhouse_front_stopped_and_restarted_mid_stream_loses_nothing_and_dup
     // A backlog, so that the worker is busy with full batches, and a live stream on top.
     publish_events(&producer, &stack.logs_topic, &waves.next().expect("wave")).await;
     let publishing = publish_paced(
-        ingest_support::fast_producer(),
+        crate::support::ingest::fast_producer(),
         &stack.logs_topic,
         waves.next().expect("wave"),
         1_000,
@@ -603,7 +601,7 @@ async fn broker_paused_mid_stream(
     pause: Duration,
     session_lost: bool,
 ) {
-    logbus_tests::init_tracing();
+    crate::support::init_tracing();
     let scratch = Scratch::new(prefix);
     let broker = Tansu::start(&scratch).await;
 

@@ -2,13 +2,11 @@
 //! before its commit; SIGKILL mid-stream) and stopped with SIGTERM under load: every event
 //! lands exactly once, in the raw table and in the rollup.
 
-mod ingest_support;
-
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use crate::support::ingest::{IngestStack, Totals, events, fast_producer, publish_events};
 use clickhouse::Row;
-use ingest_support::{IngestStack, Totals, events, fast_producer, publish_events};
 use logbus_ingest::IngestConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -134,7 +132,7 @@ struct LastIntent {
 
 fn committed_offsets(stack: &IngestStack) -> Vec<(i32, i64)> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", logbus_tests::kafka_brokers())
+        .set("bootstrap.servers", crate::support::kafka_brokers())
         .set("group.id", &stack.group_id)
         .set("enable.auto.commit", "false")
         .create()

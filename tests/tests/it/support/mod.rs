@@ -4,6 +4,9 @@
 //! The stack is started by `make test` (or `make up`); the addresses come from
 //! `LOGBUS_TEST_KAFKA` and `LOGBUS_TEST_CLICKHOUSE`.
 
+pub mod api;
+pub mod ingest;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 

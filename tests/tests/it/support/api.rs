@@ -5,17 +5,15 @@
 //! until the ingest worker (run in-process) made them visible. Set
 //! `LOGBUS_API_TEST_DIRECT_SEED=1` to insert the rows directly instead (no broker needed).
 
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use clap::Parser;
 
+use crate::support::{TestDatabase, eventually};
 use logbus_projections::events::{EventSource, LogEvent};
 use logbus_projections::identity::{IdentityEvent, Secret, TokenIdentity, UserIdentity};
 use logbus_projections::rows::{LogRow, TokenRow, UserRow};
 use logbus_query_api::{AppState, Config};
-use logbus_tests::{TestDatabase, eventually};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -61,7 +59,7 @@ pub fn user(caller: Caller, name: &str, role: i32, status: i32, version: u64) ->
         status,
         group: "default".into(),
         access_token_sha256: None,
-        access_token: Some(Secret(caller.token.into())),
+        access_token: Some(Secret::new(caller.token)),
         version,
     })
 }
@@ -72,7 +70,7 @@ pub fn token(id: i64, user_id: i64, name: &str, key: &str, status: i32) -> Ident
         user_id,
         name: name.into(),
         key_sha256: None,
-        key: Some(Secret(key.into())),
+        key: Some(Secret::new(key)),
         status,
         version: 1,
     })
@@ -159,7 +157,7 @@ impl Api {
     }
 
     pub async fn start_with_ttl_ms(ttl_ms: u64) -> Api {
-        logbus_tests::init_tracing();
+        crate::support::init_tracing();
         let db = TestDatabase::migrated().await;
         let ingest = if direct_seed() {
             None
@@ -172,7 +170,7 @@ impl Api {
             "--listen",
             "127.0.0.1:0",
             "--clickhouse-url",
-            &logbus_tests::clickhouse_url(),
+            &crate::support::clickhouse_url(),
             "--clickhouse-database",
             &db.name,
             "--identity-cache-ttl-ms",
@@ -230,9 +228,13 @@ impl Api {
                         (key, serde_json::to_string(e).expect("identity serializes"))
                     })
                     .collect();
-                logbus_tests::publish(&ingest.producer, &ingest.identity_topic, &identity_payloads)
-                    .await;
-                logbus_tests::publish(&ingest.producer, &ingest.logs_topic, &log_payloads).await;
+                crate::support::publish(
+                    &ingest.producer,
+                    &ingest.identity_topic,
+                    &identity_payloads,
+                )
+                .await;
+                crate::support::publish(&ingest.producer, &ingest.logs_topic, &log_payloads).await;
             }
             None => insert_rows(&self.db, logs, identities).await,
         }
@@ -333,14 +335,14 @@ impl Api {
 }
 
 async fn start_ingest(database: &str) -> Ingest {
-    let logs_topic = logbus_tests::create_topic("api_logs", 1).await;
-    let identity_topic = logbus_tests::create_topic("api_identity", 1).await;
-    let dlq_topic = logbus_tests::create_topic("api_dlq", 1).await;
-    let group = logbus_tests::unique_name("api_group");
+    let logs_topic = crate::support::create_topic("api_logs", 1).await;
+    let identity_topic = crate::support::create_topic("api_identity", 1).await;
+    let dlq_topic = crate::support::create_topic("api_dlq", 1).await;
+    let group = crate::support::unique_name("api_group");
     let config = logbus_ingest::IngestConfig::try_parse_from([
         "logbus-ingest",
         "--brokers",
-        &logbus_tests::kafka_brokers(),
+        &crate::support::kafka_brokers(),
         "--group-id",
         &group,
         "--logs-topic",
@@ -350,7 +352,7 @@ async fn start_ingest(database: &str) -> Ingest {
         "--dlq-topic",
         &dlq_topic,
         "--clickhouse-url",
-        &logbus_tests::clickhouse_url(),
+        &crate::support::clickhouse_url(),
         "--clickhouse-database",
         database,
         "--flush-interval-ms",
@@ -368,7 +370,7 @@ async fn start_ingest(database: &str) -> Ingest {
     Ingest {
         logs_topic,
         identity_topic,
-        producer: logbus_tests::producer(),
+        producer: crate::support::producer(),
         shutdown: Some(tx),
         task,
     }

@@ -1,0 +1,6 @@
+//! The query API over a store filled through the real ingest path: lists, search, stats,
+//! token lookup and the retention delete.
+
+mod logs;
+mod search;
+mod stat;

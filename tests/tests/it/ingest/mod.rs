@@ -1,0 +1,9 @@
+//! The ingest worker against the real broker and ClickHouse: exactly-once under crashes,
+//! outages, restarts and rebalances, and malformed input.
+
+mod clickhouse_outage;
+mod crash;
+mod exactly_once;
+mod malformed;
+mod rebalance;
+mod service_restarts;
