@@ -267,6 +267,64 @@ async fn minute_rollup_equals_group_by_over_raw_rows() {
     db.drop_database().await;
 }
 
+/// The retention delete rebuilds a cut minute with `schema::minute_rollup_select`; the view
+/// that fills the rollup was created by a frozen migration. The engine stores a view's SELECT
+/// normalised, so a view made from the shared text must store exactly the migration's.
+#[tokio::test]
+async fn the_shared_rollup_select_is_the_views_select() {
+    let db = TestDatabase::migrated().await;
+    let check = "rollup_select_check";
+    db.client
+        .query(&format!(
+            "CREATE VIEW {check} AS {}",
+            logbus_projections::schema::minute_rollup_select("")
+        ))
+        .execute()
+        .await
+        .expect("view from the shared SELECT");
+    let stored = |name: &'static str| {
+        db.client
+            .query(
+                "SELECT as_select FROM system.tables WHERE database = currentDatabase() AND name = ?",
+            )
+            .bind(name)
+            .fetch_one::<String>()
+    };
+    let view = stored(logbus_projections::tables::LOGS_MINUTE_MV)
+        .await
+        .expect("the migration's view");
+    assert!(view.contains("sum(completion_tokens)"), "{view}");
+    assert_eq!(stored(check).await.expect("the check view"), view);
+    db.drop_database().await;
+}
+
+/// Migration 7 corrected what the batch-id columns say about the hash.
+#[tokio::test]
+async fn batch_id_columns_describe_the_hash_that_ingest_computes() {
+    let db = TestDatabase::migrated().await;
+    let comments = db
+        .client
+        .query(
+            "SELECT comment FROM system.columns WHERE database = currentDatabase()
+             AND ((table = 'logs' AND name = 'ingest_batch')
+               OR (table = 'ingest_batches' AND name = 'batch_id'))
+             ORDER BY table",
+        )
+        .fetch_all::<String>()
+        .await
+        .expect("column comments");
+    assert_eq!(comments.len(), 2, "{comments:?}");
+    assert!(
+        comments[0].contains("insert_deduplication_token"),
+        "{comments:?}"
+    );
+    assert!(
+        comments[1].contains("first and last payloads"),
+        "{comments:?}"
+    );
+    db.drop_database().await;
+}
+
 #[tokio::test]
 async fn front_answers_a_bad_query_like_clickhouse() {
     let http = reqwest::Client::new();

@@ -24,10 +24,28 @@ pub fn clickhouse_url() -> String {
     std::env::var("LOGBUS_TEST_CLICKHOUSE").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
 }
 
-/// A name no other test (or earlier run) uses: `prefix_` and 16 hex characters.
+/// A name no other test (or earlier run) uses, that says which test made it:
+/// `prefix_<test>_<12 hex>`, where `<test>` is the last segment of the running test's name
+/// (the test harness names each test's thread after the test). Databases and topics get such
+/// names, so a database a failing test kept can be traced to its test.
 pub fn unique_name(prefix: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("{prefix}_{}", &id[..16])
+    format!("{prefix}_{}_{}", current_test_name(), &id[..12])
+}
+
+/// The running test's function name, reduced to what a database name may hold (at most 40
+/// ASCII letters, digits and `_`); `task` off the test's own thread (inside a spawned task).
+fn current_test_name() -> String {
+    let thread = std::thread::current();
+    let test = thread
+        .name()
+        .filter(|name| *name != "main" && !name.starts_with("tokio-"))
+        .and_then(|name| name.rsplit("::").next())
+        .unwrap_or("task");
+    test.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(40)
+        .collect()
 }
 
 /// A loopback port free at the time of the call (for a server or proxy a test starts).
