@@ -785,7 +785,7 @@ fn report(
     let _ = writeln!(s, "# logbus benchmark — {date}\n");
     let _ = writeln!(
         s,
-        "- **machine:** {machine}; load average (1/5/15 min) {load} — the machine's 2 cores are shared with other work, which shows in the p99s"
+        "- **machine:** {machine}; load average (1/5/15 min) {load} — the machine's cores are shared with other work, which shows in the p99s"
     );
     let _ = writeln!(
         s,
