@@ -18,42 +18,25 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
+/// One [`Migration`] from `migrations/<file>`; the file name is the version and the name.
+macro_rules! migration {
+    ($version:literal, $name:literal, $file:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sql: include_str!(concat!("migrations/", $file)),
+        }
+    };
+}
+
 pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "initial",
-        sql: include_str!("migrations/0001_initial.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "ingest_batches",
-        sql: include_str!("migrations/0002_ingest_batches.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "codecs",
-        sql: include_str!("migrations/0003_codecs.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "stat_projections",
-        sql: include_str!("migrations/0004_stat_projections.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "insert_cost",
-        sql: include_str!("migrations/0005_insert_cost.sql"),
-    },
-    Migration {
-        version: 6,
-        name: "read_blocks",
-        sql: include_str!("migrations/0006_read_blocks.sql"),
-    },
-    Migration {
-        version: 7,
-        name: "column_comments",
-        sql: include_str!("migrations/0007_column_comments.sql"),
-    },
+    migration!(1, "initial", "0001_initial.sql"),
+    migration!(2, "ingest_batches", "0002_ingest_batches.sql"),
+    migration!(3, "codecs", "0003_codecs.sql"),
+    migration!(4, "stat_projections", "0004_stat_projections.sql"),
+    migration!(5, "insert_cost", "0005_insert_cost.sql"),
+    migration!(6, "read_blocks", "0006_read_blocks.sql"),
+    migration!(7, "column_comments", "0007_column_comments.sql"),
 ];
 
 impl Migration {
