@@ -152,13 +152,13 @@ impl Page {
 #[into_params(parameter_in = Query)]
 pub struct LogFilter {
     /// Log type (1 top-up, 2 consume, 3 manage, 4 system, 5 error, 6 refund, 7 login); 0 or absent: all.
-    #[param(rename = "type", value_type = Option<i64>)]
+    #[param(rename = "type")]
     pub log_type: Option<i64>,
     /// Unix seconds, inclusive; 0 or absent: unbounded.
-    #[param(rename = "start_timestamp", value_type = Option<i64>)]
+    #[param(rename = "start_timestamp")]
     pub start: Option<i64>,
     /// Unix seconds, inclusive; 0 or absent: unbounded.
-    #[param(rename = "end_timestamp", value_type = Option<i64>)]
+    #[param(rename = "end_timestamp")]
     pub end: Option<i64>,
     /// Never read from the query string: the user endpoints set it to the caller.
     #[param(ignore)]
@@ -167,19 +167,15 @@ pub struct LogFilter {
     #[param(value_type = Option<String>)]
     pub username: Option<Match>,
     /// Exact token name.
-    #[param(value_type = Option<String>)]
     pub token_name: Option<String>,
     /// Exact model name, or a LIKE pattern with `%` (rules as for username).
     #[param(value_type = Option<String>)]
     pub model_name: Option<Match>,
     /// Channel id; 0 or absent: all.
-    #[param(value_type = Option<i64>)]
     pub channel: Option<i64>,
     /// Exact group.
-    #[param(value_type = Option<String>)]
     pub group: Option<String>,
     /// Exact request id.
-    #[param(value_type = Option<String>)]
     pub request_id: Option<String>,
 }
 
@@ -267,7 +263,6 @@ impl Keyword {
 #[into_params(parameter_in = Query)]
 pub struct TokenKey {
     /// Token key, with or without `sk-`. May instead be sent as `Authorization: Bearer sk-...`.
-    #[param(value_type = Option<String>)]
     pub key: Option<String>,
 }
 
