@@ -3,9 +3,9 @@
 //! [`Server::bind`] binds the configured address and [`Server::serve`] serves the router of
 //! [`routes`] until shutdown; tests bind port 0 and read [`Server::local_addr`] in between.
 //! The endpoints, their differences from new-api and the code layout (which module holds
-//! which behaviour) are described in docs/api.md. Imports go one way:
-//! `server` → `routes` → `openapi` → `handlers` → `auth`/`params`/`store`/`views` →
-//! `sql`/`error`.
+//! which behaviour) are described in docs/api.md. Imports go one way, each module using only
+//! modules to its right: `server`, `routes`, `openapi`, `handlers`, `auth`, `state`,
+//! `identity`, `store`, `sql`, `params`, `error`, `views` (and `config`, which uses none).
 
 pub mod auth;
 pub mod config;
