@@ -7,7 +7,9 @@ use crate::auth::{AdminAuth, UserAuth};
 use crate::error::{ApiError, Failure};
 use crate::params::{Keyword, LogFilter, Page, Params};
 use crate::state::AppState;
-use crate::views::{Envelope, ErrorResponses, LogItem, LogPage, SignedIn, View, items};
+use crate::views::{
+    ErrorResponses, LogItem, LogListResponse, LogPage, LogPageResponse, SignedIn, View, items,
+};
 
 async fn page_of(
     state: &AppState,
@@ -31,7 +33,7 @@ async fn page_of(
 /// All logs (admin).
 #[utoipa::path(get, path = "/api/log/", tag = "admin", params(Page, LogFilter),
     security(("access_token" = [], "new_api_user" = [])),
-    responses((status = 200, body = Envelope<LogPage>), ErrorResponses<SignedIn>))]
+    responses((status = 200, body = LogPageResponse), ErrorResponses<SignedIn>))]
 pub async fn list_all(
     State(state): State<AppState>,
     _admin: AdminAuth,
@@ -44,7 +46,7 @@ pub async fn list_all(
 /// The caller's logs (user).
 #[utoipa::path(get, path = "/api/log/self", tag = "user", params(Page, LogFilter),
     security(("access_token" = [], "new_api_user" = [])),
-    responses((status = 200, body = Envelope<LogPage>), ErrorResponses<SignedIn>))]
+    responses((status = 200, body = LogPageResponse), ErrorResponses<SignedIn>))]
 pub async fn list_self(
     State(state): State<AppState>,
     UserAuth(user): UserAuth,
@@ -73,7 +75,7 @@ async fn search_of(
 /// Search all logs by type or content (admin); newest first, at most 100.
 #[utoipa::path(get, path = "/api/log/search", tag = "admin", params(Keyword),
     security(("access_token" = [], "new_api_user" = [])),
-    responses((status = 200, body = Envelope<Vec<LogItem>>), ErrorResponses<SignedIn>))]
+    responses((status = 200, body = LogListResponse), ErrorResponses<SignedIn>))]
 pub async fn search_all(
     State(state): State<AppState>,
     _admin: AdminAuth,
@@ -85,7 +87,7 @@ pub async fn search_all(
 /// Search the caller's logs by type or content (user); newest first, at most 100.
 #[utoipa::path(get, path = "/api/log/self/search", tag = "user", params(Keyword),
     security(("access_token" = [], "new_api_user" = [])),
-    responses((status = 200, body = Envelope<Vec<LogItem>>), ErrorResponses<SignedIn>))]
+    responses((status = 200, body = LogListResponse), ErrorResponses<SignedIn>))]
 pub async fn search_self(
     State(state): State<AppState>,
     UserAuth(user): UserAuth,

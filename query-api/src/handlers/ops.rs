@@ -5,11 +5,11 @@ use axum::extract::State;
 use super::{ApiResult, ok};
 use crate::error::{ApiError, Failure};
 use crate::state::AppState;
-use crate::views::{Envelope, ErrorResponses, Open};
+use crate::views::{ErrorResponses, HealthResponse, Open};
 
 /// Readiness: ClickHouse answers.
 #[utoipa::path(get, path = "/healthz", tag = "ops",
-    responses((status = 200, body = Envelope<String>), ErrorResponses<Open>))]
+    responses((status = 200, body = HealthResponse), ErrorResponses<Open>))]
 pub async fn healthz(State(state): State<AppState>) -> ApiResult<&'static str> {
     state
         .store()

@@ -7,12 +7,12 @@ use crate::auth::AdminAuth;
 use crate::error::{ApiError, Failure};
 use crate::params::{DeleteBefore, Params};
 use crate::state::AppState;
-use crate::views::{Envelope, ErrorResponses, SignedInDelete};
+use crate::views::{DeleteResponse, ErrorResponses, SignedInDelete};
 
 /// Delete logs older than `target_timestamp` (admin); returns the number of logs deleted.
 #[utoipa::path(delete, path = "/api/log/", tag = "admin", params(DeleteBefore),
     security(("access_token" = [], "new_api_user" = [])),
-    responses((status = 200, body = Envelope<u64>), ErrorResponses<SignedInDelete>))]
+    responses((status = 200, body = DeleteResponse), ErrorResponses<SignedInDelete>))]
 pub async fn delete_before(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,

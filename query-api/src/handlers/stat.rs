@@ -9,7 +9,7 @@ use crate::auth::{AdminAuth, UserAuth};
 use crate::error::{ApiError, Failure};
 use crate::params::{LogFilter, Params, StatFilter};
 use crate::state::AppState;
-use crate::views::{Envelope, ErrorResponses, SignedIn, StatData};
+use crate::views::{ErrorResponses, SignedIn, StatData, StatResponse};
 
 fn unix_now() -> i64 {
     SystemTime::now()
@@ -34,7 +34,7 @@ async fn stat_of(state: &AppState, filter: LogFilter) -> ApiResult<StatData> {
 /// Usage statistics over all logs (admin).
 #[utoipa::path(get, path = "/api/log/stat", tag = "admin", params(StatFilter),
     security(("access_token" = [], "new_api_user" = [])),
-    responses((status = 200, body = Envelope<StatData>), ErrorResponses<SignedIn>))]
+    responses((status = 200, body = StatResponse), ErrorResponses<SignedIn>))]
 pub async fn stat_all(
     State(state): State<AppState>,
     _admin: AdminAuth,
@@ -47,7 +47,7 @@ pub async fn stat_all(
 /// Usage statistics over the caller's logs (user).
 #[utoipa::path(get, path = "/api/log/self/stat", tag = "user", params(StatFilter),
     security(("access_token" = [], "new_api_user" = [])),
-    responses((status = 200, body = Envelope<StatData>), ErrorResponses<SignedIn>))]
+    responses((status = 200, body = StatResponse), ErrorResponses<SignedIn>))]
 pub async fn stat_self(
     State(state): State<AppState>,
     UserAuth(user): UserAuth,

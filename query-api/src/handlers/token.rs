@@ -10,11 +10,11 @@ use crate::auth::bearer;
 use crate::error::{ApiError, Failure};
 use crate::params::{Params, TokenKey};
 use crate::state::AppState;
-use crate::views::{Envelope, ErrorResponses, LogItem, PublicToken, View, items};
+use crate::views::{ErrorResponses, LogItem, LogListResponse, PublicToken, View, items};
 
 /// The logs of one API token (public, CORS-enabled); newest first, at most 1000.
 #[utoipa::path(get, path = "/api/log/token", tag = "public", params(TokenKey),
-    responses((status = 200, body = Envelope<Vec<LogItem>>), ErrorResponses<PublicToken>))]
+    responses((status = 200, body = LogListResponse), ErrorResponses<PublicToken>))]
 pub async fn token_logs(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -1,111 +1,16 @@
-//! What responses look like: new-api's envelope, the error body, a log as the admin and the
-//! user views show it, and the error responses the OpenAPI document lists.
-//!
-//! The error responses are documented here rather than in [`crate::openapi`]: the handlers'
-//! path attributes name them and `openapi` names the handlers, and imports go one way.
-
-use std::collections::BTreeMap;
-use std::marker::PhantomData;
+//! What responses look like: a log as the admin and the user views show it, a page of logs,
+//! the stat, and (in [`envelope`]) new-api's envelope around them and around errors.
 
 use logbus_projections::rows::LogRow;
 use serde::Serialize;
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, response::Response};
-use utoipa::{IntoResponses, ToSchema};
+use utoipa::ToSchema;
 
-/// new-api's response envelope of a success.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Envelope<T> {
-    pub success: bool,
-    pub message: String,
-    pub data: T,
-}
+mod envelope;
 
-impl<T> Envelope<T> {
-    pub fn ok(data: T) -> Self {
-        Envelope {
-            success: true,
-            message: String::new(),
-            data,
-        }
-    }
-}
-
-/// A refusal or failure. The message is Chinese unless `Accept-Language` prefers English.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorResponse {
-    // `message` first: the body's keys have always been in this order.
-    pub message: String,
-    /// Always false.
-    pub success: bool,
-}
-
-/// What an endpoint checks before it queries, and so which refusals it documents besides the
-/// 500 that every query can fail with.
-pub trait Gate {
-    /// `(status, description)` of each refusal.
-    const REFUSALS: &'static [(u16, &'static str)];
-}
-
-/// An access token and `New-Api-User` (the user and admin endpoints): bad input, not
-/// authenticated, role too low.
-#[derive(Debug)]
-pub struct SignedIn;
-
-impl Gate for SignedIn {
-    const REFUSALS: &'static [(u16, &'static str)] = &[(400, ""), (401, ""), (403, "")];
-}
-
-/// [`SignedIn`] for the retention delete, whose `target_timestamp` is required.
-#[derive(Debug)]
-pub struct SignedInDelete;
-
-impl Gate for SignedInDelete {
-    const REFUSALS: &'static [(u16, &'static str)] =
-        &[(400, "target timestamp is required"), (401, ""), (403, "")];
-}
-
-/// A token key (the public token endpoint): bad input, unknown or disabled key.
-#[derive(Debug)]
-pub struct PublicToken;
-
-impl Gate for PublicToken {
-    const REFUSALS: &'static [(u16, &'static str)] = &[
-        (400, ""),
-        (401, "Unknown or disabled key: Token不存在或无权限"),
-    ];
-}
-
-/// Nothing (health).
-#[derive(Debug)]
-pub struct Open;
-
-impl Gate for Open {
-    const REFUSALS: &'static [(u16, &'static str)] = &[];
-}
-
-/// The error responses of an endpoint behind gate `G`, each an [`ErrorResponse`]: the one
-/// description of them that every path uses.
-#[derive(Debug)]
-pub struct ErrorResponses<G>(PhantomData<G>);
-
-impl<G: Gate> IntoResponses for ErrorResponses<G> {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        G::REFUSALS
-            .iter()
-            .chain(&[(500, "")])
-            .map(|(status, description)| {
-                let content = ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("ErrorResponse")))
-                    .build();
-                let response = ResponseBuilder::new()
-                    .description(*description)
-                    .content("application/json", content)
-                    .build();
-                (status.to_string(), response.into())
-            })
-            .collect()
-    }
-}
+pub use envelope::{
+    DeleteResponse, Envelope, EnvelopeData, ErrorResponse, ErrorResponses, Gate, HealthResponse,
+    LogListResponse, LogPageResponse, Open, PublicToken, SignedIn, SignedInDelete, StatResponse,
+};
 
 /// One log as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
