@@ -11,8 +11,8 @@ use logbus_projections::identity::hash_access_token;
 use logbus_projections::rows::UserRow;
 use logbus_projections::rows::identity_codes::{ROLE_ADMIN, ROLE_USER, STATUS_ENABLED};
 
-use crate::AppState;
 use crate::error::{ApiError, Failure};
+use crate::state::AppState;
 
 pub const NEW_API_USER: &str = "New-Api-User";
 
@@ -67,9 +67,11 @@ async fn authenticate(
 }
 
 /// A caller with role >= 1 (user).
+#[derive(Debug)]
 pub struct UserAuth(pub Arc<UserRow>);
 
 /// A caller with role >= 10 (admin).
+#[derive(Debug)]
 pub struct AdminAuth(pub Arc<UserRow>);
 
 impl FromRequestParts<AppState> for UserAuth {

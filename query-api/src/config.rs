@@ -1,51 +1,62 @@
 //! Command-line and environment configuration.
+//!
+//! Each default has one home, a constant below, read both by the clap attributes and by
+//! [`Config::new`], so that a config built in code (tests, the bench) equals one parsed from
+//! no flags.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use logbus_runtime::ClickHouseArgs;
+
+/// Default of `--listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+/// Default of `--identity-cache-ttl-ms`.
+pub const DEFAULT_IDENTITY_CACHE_TTL_MS: u64 = 2000;
+/// Default of `--query-timeout-secs`.
+pub const DEFAULT_QUERY_TIMEOUT_SECS: u64 = 30;
 
 /// logbus query API: new-api's log module over ClickHouse.
 ///
 /// Every flag can also be set through the environment variable named in its help.
-#[derive(Clone, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(name = "logbus-query-api", version, about, long_about = None)]
 pub struct Config {
     /// Address to listen on.
-    #[arg(long, env = "LOGBUS_API_LISTEN", default_value = "127.0.0.1:3000")]
+    #[arg(long, env = "LOGBUS_API_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
     #[command(flatten)]
-    pub clickhouse: logbus_runtime::ClickHouseArgs,
+    pub clickhouse: ClickHouseArgs,
 
     /// How long users and tokens looked up for authentication are cached, in milliseconds:
     /// a disabled user or token is locked out within this time. 0 disables the cache.
-    #[arg(long, env = "LOGBUS_IDENTITY_CACHE_TTL_MS", default_value_t = 2000)]
+    #[arg(long, env = "LOGBUS_IDENTITY_CACHE_TTL_MS", default_value_t = DEFAULT_IDENTITY_CACHE_TTL_MS)]
     pub identity_cache_ttl_ms: u64,
 
     /// Longest a ClickHouse query may run before the request fails with 504.
-    #[arg(long, env = "LOGBUS_QUERY_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "LOGBUS_QUERY_TIMEOUT_SECS", default_value_t = DEFAULT_QUERY_TIMEOUT_SECS)]
     pub query_timeout_secs: u64,
 }
 
 impl Config {
+    /// A config listening on `listen` over `clickhouse`, every other setting at its default.
+    pub fn new(listen: SocketAddr, clickhouse: ClickHouseArgs) -> Self {
+        Self {
+            listen,
+            clickhouse,
+            identity_cache_ttl_ms: DEFAULT_IDENTITY_CACHE_TTL_MS,
+            query_timeout_secs: DEFAULT_QUERY_TIMEOUT_SECS,
+        }
+    }
+
     pub fn identity_cache_ttl(&self) -> Duration {
         Duration::from_millis(self.identity_cache_ttl_ms)
     }
 
     pub fn query_timeout(&self) -> Duration {
         Duration::from_secs(self.query_timeout_secs.max(1))
-    }
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("listen", &self.listen)
-            .field("clickhouse", &self.clickhouse)
-            .field("identity_cache_ttl_ms", &self.identity_cache_ttl_ms)
-            .field("query_timeout_secs", &self.query_timeout_secs)
-            .finish()
     }
 }
 
@@ -62,5 +73,15 @@ mod tests {
         assert_eq!(config.clickhouse.database, "logbus");
         assert_eq!(config.identity_cache_ttl_ms, 2000);
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_base_constructor_equals_parsing_no_flags() {
+        let parsed = Config::try_parse_from(["logbus-query-api"]).expect("parses");
+        let built = Config::new(
+            DEFAULT_LISTEN.parse().expect("valid address"),
+            ClickHouseArgs::new(&parsed.clickhouse.url, &parsed.clickhouse.database),
+        );
+        assert_eq!(format!("{built:?}"), format!("{parsed:?}"));
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Every failure becomes `{"success":false,"message":"..."}` here and nowhere else. Internal
 //! details (ClickHouse errors, timeouts) are logged with full detail and answered with the
-//! generic message new-api uses for that operation. Messages are Chinese, like new-api, unless
-//! the request's `Accept-Language` prefers English (see [`Lang`]).
+//! generic message new-api uses for that operation ([`crate::views::ErrorResponse`] is the
+//! body). Messages are Chinese, like new-api, unless the request's `Accept-Language` prefers
+//! English (see [`Lang`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+
+use crate::views::ErrorResponse;
 
 /// The language of error messages for the current request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +23,7 @@ pub enum Lang {
 }
 
 tokio::task_local! {
-    /// Set for the duration of each request by [`crate::language_scope`].
+    /// Set for the duration of each request by [`crate::routes::language_scope`].
     pub static LANG: Lang;
 }
 
@@ -320,7 +322,10 @@ impl IntoResponse for ApiError {
         if let ApiError::Database { what, source } = &self {
             tracing::error!(operation = ?what, error = %source, "request failed in ClickHouse");
         }
-        let body = json!({ "success": false, "message": self.message(current_lang()) });
+        let body = ErrorResponse {
+            message: self.message(current_lang()),
+            success: false,
+        };
         (self.status(), Json(body)).into_response()
     }
 }

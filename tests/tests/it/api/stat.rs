@@ -4,8 +4,9 @@
 use crate::support::api::*;
 use clickhouse::Row;
 use logbus_projections::events::LogEvent;
-use logbus_query_api::params::{Conditions, LogFilter};
-use logbus_query_api::store::quota_queries;
+use logbus_query_api::params::LogFilter;
+use logbus_query_api::sql::Conditions;
+use logbus_query_api::store::stat_plan::quota_queries;
 use serde::Deserialize;
 
 /// 2023-11-14 00:00:00 UTC.

@@ -13,7 +13,7 @@ use crate::support::{TestDatabase, eventually};
 use logbus_projections::events::{EventSource, LogEvent};
 use logbus_projections::identity::{IdentityEvent, Secret, TokenIdentity, UserIdentity};
 use logbus_projections::rows::{LogRow, TokenRow, UserRow};
-use logbus_query_api::{AppState, Config};
+use logbus_query_api::{Config, Server};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -179,15 +179,12 @@ impl Api {
             "20",
         ])
         .expect("query-api flags parse");
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .expect("bind port 0");
-        let base = format!("http://{}", listener.local_addr().expect("local addr"));
-        let router = logbus_query_api::app(AppState::new(&config));
+        let server = Server::bind(&config).await.expect("bind port 0");
+        let base = format!("http://{}", server.local_addr());
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
+            server
+                .serve(async {
                     let _ = rx.await;
                 })
                 .await

@@ -1,13 +1,24 @@
-//! Lenient, hand-rolled query-string parsing, so that every refusal is a JSON envelope
-//! (axum's `Query` extractor answers bad numbers with a plain-text 400), plus the filters of
-//! the log endpoints turned into SQL conditions whose values are always bound parameters.
+//! Lenient, hand-rolled query-string parsing into the typed parameters of each endpoint, so
+//! that every refusal is a JSON envelope (axum's `Query` extractor answers bad numbers with a
+//! plain-text 400).
+//!
+//! The types the parser produces ([`Page`], [`LogFilter`], [`StatFilter`], [`Keyword`],
+//! [`TokenKey`], [`DeleteBefore`]) are also what the OpenAPI document describes (they derive
+//! or implement `IntoParams`), so the document lists exactly the parameters that are read.
+//! Turning filters into SQL is [`crate::sql`]'s job.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use logbus_projections::events::LOG_TYPE_CONSUME;
 use percent_encoding::percent_decode;
-use serde::Serialize;
+use utoipa::IntoParams;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 
-use crate::error::{ApiError, BadInput, PatternProblem};
+use crate::error::{ApiError, BadInput};
+
+mod pattern;
+
+pub use pattern::Match;
 
 /// Longest accepted string parameter, in characters.
 pub const MAX_STRING_PARAM: usize = 1024;
@@ -100,10 +111,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
-/// Effective pagination: never "all rows".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Effective pagination: never "all rows". Unknown parameters are ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// Page number, 1-based; absent, unparsable or < 1 means 1.
+    #[param(rename = "p", value_type = Option<i64>)]
     pub page: u64,
+    /// Page size, default 20; absent, unparsable or < 1 means 20; above 100 means 100.
+    #[param(value_type = Option<i64>)]
     pub page_size: u64,
 }
 
@@ -131,55 +147,35 @@ impl Page {
     }
 }
 
-/// A string filter: exact, or a LIKE pattern when the value holds `%`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Match {
-    Exact(String),
-    /// A LIKE pattern whose `_` and `\` are escaped so that only `%` is a wildcard.
-    Like(String),
-}
-
-impl Match {
-    /// Pattern rules: at most two `%`, never `%%`, and at least two other characters.
-    pub fn parse(name: &'static str, value: String) -> Result<Match, BadInput> {
-        if !value.contains('%') {
-            return Ok(Match::Exact(value));
-        }
-        let invalid = |problem| BadInput::InvalidPattern { name, problem };
-        if value.contains("%%") {
-            return Err(invalid(PatternProblem::DoublePercent));
-        }
-        if value.matches('%').count() > 2 {
-            return Err(invalid(PatternProblem::TooManyPercent));
-        }
-        if value.chars().filter(|c| *c != '%').count() < 2 {
-            return Err(invalid(PatternProblem::TooShort));
-        }
-        let mut pattern = String::with_capacity(value.len() + 4);
-        for c in value.chars() {
-            if c == '_' || c == '\\' {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        Ok(Match::Like(pattern))
-    }
-}
-
 /// Filters of the list and stat endpoints. Timestamps are unix seconds, inclusive.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogFilter {
-    /// `None`: every type.
+    /// Log type (1 top-up, 2 consume, 3 manage, 4 system, 5 error, 6 refund, 7 login); 0 or absent: all.
+    #[param(rename = "type")]
     pub log_type: Option<i64>,
+    /// Unix seconds, inclusive; 0 or absent: unbounded.
+    #[param(rename = "start_timestamp")]
     pub start: Option<i64>,
+    /// Unix seconds, inclusive; 0 or absent: unbounded.
+    #[param(rename = "end_timestamp")]
     pub end: Option<i64>,
+    /// Never read from the query string: the user endpoints set it to the caller.
+    #[param(ignore)]
     pub user_id: Option<i64>,
-    pub token_id: Option<i64>,
+    /// Exact username, or a LIKE pattern with `%` (at most 2, no `%%`, at least 2 other characters). Admin endpoints only.
+    #[param(value_type = Option<String>)]
     pub username: Option<Match>,
+    /// Exact token name.
     pub token_name: Option<String>,
+    /// Exact model name, or a LIKE pattern with `%` (rules as for username).
+    #[param(value_type = Option<String>)]
     pub model_name: Option<Match>,
+    /// Channel id; 0 or absent: all.
     pub channel: Option<i64>,
+    /// Exact group.
     pub group: Option<String>,
+    /// Exact request id.
     pub request_id: Option<String>,
 }
 
@@ -193,7 +189,6 @@ impl LogFilter {
             start: timestamp("start_timestamp")?,
             end: timestamp("end_timestamp")?,
             user_id: None,
-            token_id: None,
             username: if allow_username {
                 params
                     .string("username")?
@@ -214,131 +209,90 @@ impl LogFilter {
     }
 }
 
-/// A bound value. Serialized as the `param_*` of a ClickHouse query parameter.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum Value {
-    Str(String),
-    I64(i64),
-    U64(u64),
-}
+/// The filters of the stat endpoints: those of [`LogFilter`], except that an absent type
+/// counts consumption logs and the time range applies to `quota` only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatFilter(pub LogFilter);
 
-impl Value {
-    fn clickhouse_type(&self) -> &'static str {
-        match self {
-            Value::Str(_) => "String",
-            Value::I64(_) => "Int64",
-            Value::U64(_) => "UInt64",
-        }
+impl StatFilter {
+    pub fn from_params(params: &Params, allow_username: bool) -> Result<Self, BadInput> {
+        let mut filter = LogFilter::from_params(params, allow_username)?;
+        filter.log_type = filter.log_type.or(Some(i64::from(LOG_TYPE_CONSUME)));
+        Ok(StatFilter(filter))
     }
 }
 
-/// SQL conditions joined with AND, with their values as server-side query parameters
-/// (`{p0:Int64}`): no value is ever spliced into the SQL text.
-#[derive(Debug, Clone, Default)]
-pub struct Conditions {
-    clauses: Vec<String>,
-    params: Vec<(String, Value)>,
+impl IntoParams for StatFilter {
+    fn into_params(parameter_in_provider: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let mut parameters = LogFilter::into_params(parameter_in_provider);
+        for parameter in &mut parameters {
+            let description = match parameter.name.as_str() {
+                "type" => "Log type to count; 0 or absent: consumption logs (2).",
+                "start_timestamp" | "end_timestamp" => {
+                    "Unix seconds, inclusive; 0 or absent: unbounded. Applies to quota only."
+                }
+                _ => continue,
+            };
+            parameter.description = Some(description.to_owned());
+        }
+        parameters
+    }
 }
 
-impl Conditions {
-    /// Registers a value and returns its placeholder.
-    pub fn bind(&mut self, value: Value) -> String {
-        let name = format!("p{}", self.params.len());
-        let placeholder = format!("{{{name}:{}}}", value.clickhouse_type());
-        self.params.push((name, value));
-        placeholder
-    }
+/// The keyword of the search endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Keyword {
+    /// A number matches the log type; any keyword matches content as a case-insensitive,
+    /// literal substring.
+    #[param(value_type = Option<String>)]
+    pub keyword: String,
+}
 
-    pub fn push(&mut self, clause: impl Into<String>) {
-        self.clauses.push(clause.into());
+impl Keyword {
+    /// Absent means empty (every log matches).
+    pub fn from_params(params: &Params) -> Result<Self, BadInput> {
+        Ok(Keyword {
+            keyword: params.string("keyword")?.unwrap_or_default(),
+        })
     }
+}
 
-    /// `expr <op> {value}`.
-    pub fn compare(&mut self, expr: &str, op: &str, value: Value) {
-        let placeholder = self.bind(value);
-        self.push(format!("{expr} {op} {placeholder}"));
+/// The key of the public token endpoint, when given in the query string.
+#[derive(Debug, Clone, PartialEq, Eq, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TokenKey {
+    /// Token key, with or without `sk-`. May instead be sent as `Authorization: Bearer sk-...`.
+    pub key: Option<String>,
+}
+
+impl TokenKey {
+    pub fn from_params(params: &Params) -> Result<Self, BadInput> {
+        Ok(TokenKey {
+            key: params.string("key")?,
+        })
     }
+}
 
-    pub fn string_match(&mut self, column: &str, value: &Match) {
-        match value {
-            Match::Exact(v) => self.compare(column, "=", Value::Str(v.clone())),
-            Match::Like(v) => self.compare(column, "LIKE", Value::Str(v.clone())),
-        }
-    }
+/// The cut of the retention delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteBefore {
+    /// Unix seconds: logs with `created_at` before it are deleted. Required, 1..=4294967295.
+    #[param(value_type = Option<i64>)]
+    pub target_timestamp: u32,
+}
 
-    /// `WHERE ...` (or `WHERE true`).
-    pub fn where_clause(&self) -> String {
-        if self.clauses.is_empty() {
-            "WHERE true".to_owned()
-        } else {
-            format!("WHERE {}", self.clauses.join(" AND "))
-        }
-    }
-
-    /// `WHERE ...` of the clauses pushed so far, which are then cleared while their values stay
-    /// bound: several subqueries of one statement can share one set of parameters.
-    pub fn take_where(&mut self) -> String {
-        let clause = self.where_clause();
-        self.clauses.clear();
-        clause
-    }
-
-    pub fn apply(&self, mut query: clickhouse::query::Query) -> clickhouse::query::Query {
-        for (name, value) in &self.params {
-            query = query.param(name, value);
-        }
-        query
-    }
-
-    /// The non-time filters, on columns that `logs` and `logs_minute` share
-    /// (`request_id` exists only in `logs`: callers route such filters to the raw table).
-    pub fn dimensions(&mut self, filter: &LogFilter) {
-        if let Some(t) = filter.log_type {
-            self.compare("type", "=", Value::I64(t));
-        }
-        if let Some(user_id) = filter.user_id {
-            self.compare("user_id", "=", Value::I64(user_id));
-        }
-        if let Some(token_id) = filter.token_id {
-            self.compare("token_id", "=", Value::I64(token_id));
-        }
-        if let Some(username) = &filter.username {
-            self.string_match("username", username);
-        }
-        if let Some(token_name) = &filter.token_name {
-            self.compare("token_name", "=", Value::Str(token_name.clone()));
-        }
-        if let Some(model_name) = &filter.model_name {
-            self.string_match("model_name", model_name);
-        }
-        if let Some(channel) = filter.channel {
-            self.compare("channel_id", "=", Value::I64(channel));
-        }
-        if let Some(group) = &filter.group {
-            self.compare("`group`", "=", Value::Str(group.clone()));
-        }
-        if let Some(request_id) = &filter.request_id {
-            self.compare("request_id", "=", Value::Str(request_id.clone()));
-        }
-    }
-
-    /// `created_at` within `[start, end]` (seconds, inclusive), each bound optional.
-    /// Bounds beyond the `DateTime` range are handled here rather than sent as overflowing
-    /// values: a start after 2106 matches nothing, an end after it is unbounded.
-    pub fn time_range(&mut self, column: &str, start: Option<i64>, end: Option<i64>) {
-        if let Some(start) = start {
-            if start > i64::from(u32::MAX) {
-                self.push("false");
-            } else {
-                self.compare(column, ">=", Value::I64(start));
-            }
-        }
-        if let Some(end) = end
-            && end <= i64::from(u32::MAX)
-        {
-            self.compare(column, "<=", Value::I64(end));
-        }
+impl DeleteBefore {
+    /// Absent or 0 is new-api's "target timestamp is required"; beyond `u32` is out of range.
+    pub fn from_params(params: &Params) -> Result<Self, BadInput> {
+        let target_timestamp = match params.int("target_timestamp")? {
+            None | Some(0) => return Err(BadInput::TargetTimestampRequired),
+            Some(t) => u32::try_from(t).map_err(|_| {
+                BadInput::out_of_range("target_timestamp", &t.to_string(), 1, u32::MAX.into())
+            })?,
+        };
+        Ok(DeleteBefore { target_timestamp })
     }
 }
 
@@ -400,34 +354,22 @@ mod tests {
     }
 
     #[test]
-    fn patterns() {
+    fn stat_and_delete_parameters() {
+        let stat = StatFilter::from_params(&params(""), false).expect("parses");
+        assert_eq!(stat.0.log_type, Some(2));
         assert_eq!(
-            Match::parse("m", "gpt-4".into()),
-            Ok(Match::Exact("gpt-4".into()))
+            DeleteBefore::from_params(&params("target_timestamp=0")),
+            Err(BadInput::TargetTimestampRequired)
         );
+        assert!(matches!(
+            DeleteBefore::from_params(&params("target_timestamp=-1")),
+            Err(BadInput::OutOfRange { .. })
+        ));
         assert_eq!(
-            Match::parse("m", "gpt%".into()),
-            Ok(Match::Like("gpt%".into()))
+            DeleteBefore::from_params(&params("target_timestamp=4294967295")),
+            Ok(DeleteBefore {
+                target_timestamp: u32::MAX
+            })
         );
-        assert_eq!(
-            Match::parse("m", "%my_model%".into()),
-            Ok(Match::Like("%my\\_model%".into()))
-        );
-        assert!(Match::parse("m", "%a%b%".into()).is_err());
-        assert!(Match::parse("m", "ab%%".into()).is_err());
-        assert!(Match::parse("m", "a%".into()).is_err());
-        assert!(Match::parse("m", "%".into()).is_err());
-    }
-
-    #[test]
-    fn values_become_parameters() {
-        let filter = LogFilter {
-            model_name: Some(Match::Exact("x' OR 1=1 --".into())),
-            ..Default::default()
-        };
-        let mut c = Conditions::default();
-        c.dimensions(&filter);
-        assert_eq!(c.where_clause(), "WHERE model_name = {p0:String}");
-        assert!(!c.where_clause().contains("OR 1=1"));
     }
 }

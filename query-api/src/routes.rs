@@ -1,0 +1,126 @@
+//! The router: every path of [`ROUTES`] with and without a trailing slash, the CORS of the
+//! public token endpoint, the JSON fallbacks of unknown paths and methods, the request's
+//! error-message language and request spans that never show query strings (they may hold
+//! token keys).
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::header::ACCEPT_LANGUAGE;
+use axum::http::{HeaderName, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{MethodRouter, get};
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::{self, Lang};
+use crate::handlers::{logs, ops, retention, stat, token};
+use crate::openapi::openapi_json;
+use crate::state::AppState;
+
+/// Every route: (method, canonical path). Each path is also served with (or without) a
+/// trailing slash. The OpenAPI document must describe each of them (checked by a test).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/log/"),
+    ("DELETE", "/api/log/"),
+    ("GET", "/api/log/self"),
+    ("GET", "/api/log/stat"),
+    ("GET", "/api/log/self/stat"),
+    ("GET", "/api/log/search"),
+    ("GET", "/api/log/self/search"),
+    ("GET", "/api/log/token"),
+    ("GET", "/healthz"),
+    ("GET", "/openapi.json"),
+];
+
+/// CORS for the public token endpoint only: any origin, preflight answered.
+fn token_cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::OPTIONS])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            ACCEPT_LANGUAGE,
+            HeaderName::from_static("new-api-user"),
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+fn method_router(path: &str) -> MethodRouter<AppState> {
+    match path {
+        "/api/log/" => get(logs::list_all).delete(retention::delete_before),
+        "/api/log/self" => get(logs::list_self),
+        "/api/log/stat" => get(stat::stat_all),
+        "/api/log/self/stat" => get(stat::stat_self),
+        "/api/log/search" => get(logs::search_all),
+        "/api/log/self/search" => get(logs::search_self),
+        // An explicit fallback, so that the CORS layer also wraps OPTIONS (preflight).
+        "/api/log/token" => get(token::token_logs)
+            .fallback(ops::method_not_allowed)
+            .layer(token_cors()),
+        "/healthz" => get(ops::healthz),
+        "/openapi.json" => get(openapi_json),
+        other => panic!("route {other} has no handler"),
+    }
+}
+
+/// Sets the language of error messages for the request (see [`Lang`]).
+pub async fn language_scope(request: Request, next: Next) -> Response {
+    let lang = Lang::from_accept_language(
+        request
+            .headers()
+            .get(ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    error::LANG.scope(lang, next.run(request)).await
+}
+
+/// The API router.
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new();
+    let mut paths: Vec<&str> = ROUTES.iter().map(|(_, path)| *path).collect();
+    paths.dedup();
+    for path in paths {
+        let twin = match path.strip_suffix('/') {
+            Some(bare) => bare.to_owned(),
+            None => format!("{path}/"),
+        };
+        router = router
+            .route(path, method_router(path))
+            .route(&twin, method_router(path));
+    }
+    router
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .fallback(ops::not_found)
+        .layer(axum::middleware::from_fn(language_scope))
+        // Spans name the path only: query strings may hold token keys.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+            }),
+        )
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    use super::*;
+    use crate::openapi::ApiDoc;
+
+    #[test]
+    fn every_route_has_a_handler_and_is_documented() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serializes");
+        for (method, path) in ROUTES {
+            let _ = method_router(path);
+            assert!(
+                doc["paths"][path][method.to_ascii_lowercase()].is_object(),
+                "{method} {path} missing from the OpenAPI document"
+            );
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The state the handlers share: the store, the identity cache and the delete lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::identity::IdentityCache;
+use crate::store::Store;
+
+/// Shared state of the handlers: cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    identity: IdentityCache,
+    delete_lock: tokio::sync::Mutex<()>,
+}
+
+impl AppState {
+    /// State for `config`; connects lazily (the first query opens the connection).
+    pub fn new(config: &Config) -> Self {
+        let client = config.clickhouse.client().with_setting(
+            "max_execution_time",
+            config.query_timeout().as_secs().to_string(),
+        );
+        Self::from_client(client, config.query_timeout(), config.identity_cache_ttl())
+    }
+
+    /// State over an existing client (whose database is the logbus one).
+    pub fn from_client(
+        client: clickhouse::Client,
+        query_timeout: Duration,
+        identity_cache_ttl: Duration,
+    ) -> Self {
+        let store = Store::new(client, query_timeout);
+        Self(Arc::new(Inner {
+            identity: IdentityCache::new(store.clone(), identity_cache_ttl),
+            store,
+            delete_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn identity(&self) -> &IdentityCache {
+        &self.0.identity
+    }
+
+    /// Deletions run one at a time.
+    pub fn delete_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.0.delete_lock
+    }
+}

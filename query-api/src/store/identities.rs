@@ -1,0 +1,57 @@
+//! The identity lookups of authentication: the latest version of a user by access-token hash
+//! and of a token by key hash ([`crate::identity`] caches them).
+
+use logbus_projections::rows::{TokenRow, UserRow};
+use logbus_projections::tables;
+
+use super::Store;
+use crate::error::DbError;
+
+impl Store {
+    /// The latest version of the user holding this access token hash, if any.
+    pub async fn user_by_access_token(&self, hash: &str) -> Result<Option<UserRow>, DbError> {
+        self.latest_holding_hash(
+            tables::USERS,
+            "id, username, role, status, `group`, access_token_sha256, version",
+            "access_token_sha256",
+            hash,
+            |user: &UserRow| &user.access_token_sha256,
+        )
+        .await
+    }
+
+    /// The latest version of the token with this key hash, if any.
+    pub async fn token_by_key(&self, hash: &str) -> Result<Option<TokenRow>, DbError> {
+        self.latest_holding_hash(
+            tables::TOKENS,
+            "id, user_id, name, key_sha256, status, version",
+            "key_sha256",
+            hash,
+            |token: &TokenRow| &token.key_sha256,
+        )
+        .await
+    }
+
+    /// The latest version (FINAL) of the identity whose `hash_column` is `hash`, if any.
+    async fn latest_holding_hash<T>(
+        &self,
+        table: &str,
+        columns: &str,
+        hash_column: &str,
+        hash: &str,
+        stored_hash: fn(&T) -> &str,
+    ) -> Result<Option<T>, DbError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        let sql = format!(
+            "SELECT {columns} FROM {table} FINAL WHERE id IN \
+             (SELECT id FROM {table} WHERE {hash_column} = {{hash:String}})"
+        );
+        let rows = self
+            .timed(self.client.query(&sql).param("hash", hash).fetch_all::<T>())
+            .await?;
+        // An older version may have held the hash: only the latest version counts.
+        Ok(rows.into_iter().find(|row| stored_hash(row) == hash))
+    }
+}

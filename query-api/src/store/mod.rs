@@ -1,0 +1,59 @@
+//! Every ClickHouse query of the API, one file per concern: [`logs`] (list, search, a token's
+//! logs, stat), [`stat_plan`] (the pure planner of the stat's quota tiers), [`retention`] (the
+//! delete) and [`identities`] (the users and tokens authentication looks up). Values always
+//! travel as server-side query parameters (see [`crate::sql`]), never inside the SQL text.
+
+use std::future::Future;
+use std::time::Duration;
+
+use clickhouse::Client;
+
+use crate::error::DbError;
+use crate::sql::Conditions;
+
+pub mod identities;
+pub mod logs;
+pub mod retention;
+pub mod stat_plan;
+
+pub use logs::{RATE_WINDOW_SECS, SEARCH_LIMIT, Stat, TOKEN_LOGS_LIMIT};
+pub use stat_plan::quota_queries;
+
+const MINUTE: i64 = 60;
+const HOUR: i64 = 3_600;
+const DAY: i64 = 86_400;
+
+/// The ClickHouse client of the API, with the deadline of every query.
+#[derive(Debug, Clone)]
+pub struct Store {
+    client: Client,
+    timeout: Duration,
+}
+
+impl Store {
+    pub fn new(client: Client, timeout: Duration) -> Self {
+        Self { client, timeout }
+    }
+
+    /// `query`, failed with [`DbError::Timeout`] when it outlives the deadline.
+    async fn timed<T>(
+        &self,
+        query: impl Future<Output = clickhouse::error::Result<T>>,
+    ) -> Result<T, DbError> {
+        match tokio::time::timeout(self.timeout, query).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(DbError::Timeout(self.timeout)),
+        }
+    }
+
+    /// `sql` with the values of `conditions` bound.
+    fn query(&self, sql: &str, conditions: &Conditions) -> clickhouse::query::Query {
+        conditions.apply(self.client.query(sql))
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.timed(self.client.query("SELECT 1").fetch_one::<u8>())
+            .await
+            .map(drop)
+    }
+}
