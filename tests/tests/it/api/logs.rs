@@ -496,7 +496,6 @@ async fn bad_input_never_500_and_openapi_lists_every_route() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_failures_get_the_generic_message() {
-    use clap::Parser;
     use logbus_projections::rows::UserRow;
 
     // A database whose log tables are gone: authentication works, every log query fails.
@@ -522,20 +521,11 @@ async fn clickhouse_failures_get_the_generic_message() {
             .await
             .unwrap();
     }
-    let serve = |url: String, database: String| async move {
-        let config = logbus_query_api::Config::try_parse_from([
-            "logbus-query-api",
-            "--clickhouse-url",
-            &url,
-            "--clickhouse-database",
-            &database,
-        ])
-        .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = logbus_query_api::app(logbus_query_api::AppState::new(&config));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        base
+    let serve = |clickhouse| async move {
+        crate::support::services::ServedApi::start(&crate::support::services::api_config(
+            clickhouse,
+        ))
+        .await
     };
     let http = reqwest::Client::new();
     let call = |url: String, lang: &'static str| {
@@ -554,7 +544,8 @@ async fn clickhouse_failures_get_the_generic_message() {
             (status, body["message"].as_str().unwrap().to_owned())
         }
     };
-    let base = serve(crate::support::clickhouse_url(), db.name.clone()).await;
+    let api = serve(crate::support::services::clickhouse_args(&db.name)).await;
+    let base = &api.base;
     for (path, zh, en) in [
         ("/api/log/", "获取日志失败", "Failed to get logs"),
         ("/api/log/self", "获取日志失败", "Failed to get logs"),
@@ -598,7 +589,12 @@ async fn clickhouse_failures_get_the_generic_message() {
     );
 
     // ClickHouse unreachable: identity lookups and health fail cleanly too.
-    let down = serve("http://127.0.0.1:1".into(), "logbus".into()).await;
+    let down = serve(logbus_runtime::ClickHouseArgs::new(
+        "http://127.0.0.1:1",
+        "logbus",
+    ))
+    .await;
+    let down = &down.base;
     assert_eq!(
         call(format!("{down}/api/log/"), "zh").await,
         (500, "验证身份失败".into())

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::support::services::{ServedApi, api_config, clickhouse_args};
 use crate::support::{TestDatabase, eventually};
 use logbus_projections::events::{EventSource, LogEvent};
 use logbus_projections::identity::{IdentityEvent, Secret, TokenIdentity, UserIdentity};
 use logbus_projections::rows::{LogRow, TokenRow, UserRow};
-use logbus_query_api::{Config, Server};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -141,8 +141,7 @@ pub struct Api {
     pub db: TestDatabase,
     pub base: String,
     pub http: reqwest::Client,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<()>,
+    server: Option<ServedApi>,
     ingest: Option<Ingest>,
     seeded_logs: std::sync::atomic::AtomicU64,
 }
@@ -164,38 +163,15 @@ impl Api {
         } else {
             Some(start_ingest(&db.name).await)
         };
-        let ttl = ttl_ms.to_string();
-        let config = Config::try_parse_from([
-            "logbus-query-api",
-            "--listen",
-            "127.0.0.1:0",
-            "--clickhouse-url",
-            &crate::support::clickhouse_url(),
-            "--clickhouse-database",
-            &db.name,
-            "--identity-cache-ttl-ms",
-            &ttl,
-            "--query-timeout-secs",
-            "20",
-        ])
-        .expect("query-api flags parse");
-        let server = Server::bind(&config).await.expect("bind port 0");
-        let base = format!("http://{}", server.local_addr());
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            server
-                .serve(async {
-                    let _ = rx.await;
-                })
-                .await
-                .expect("serve");
-        });
+        let mut config = api_config(clickhouse_args(&db.name));
+        config.identity_cache_ttl_ms = ttl_ms;
+        config.query_timeout_secs = 20;
+        let server = ServedApi::start(&config).await;
         Api {
             db,
-            base,
+            base: server.base.clone(),
             http: reqwest::Client::new(),
-            shutdown: Some(tx),
-            server,
+            server: Some(server),
             ingest,
             seeded_logs: Default::default(),
         }
@@ -317,10 +293,9 @@ impl Api {
     }
 
     pub async fn finish(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+        if let Some(server) = self.server.take() {
+            server.stop().await;
         }
-        let _ = self.server.await;
         if let Some(mut ingest) = self.ingest.take() {
             if let Some(tx) = ingest.shutdown.take() {
                 let _ = tx.send(());

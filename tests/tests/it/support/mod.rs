@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod ingest;
+pub mod services;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
