@@ -2,29 +2,29 @@
 //! generator for the demo, the tests and the benchmark); what is the benchmark's own is the
 //! credentials it authenticates with and the identity rows it bulk-loads.
 
-pub use logbus_gen::catalog::{DEFAULT_KEYWORD, RARE_KEYWORD, model_name, username};
-pub use logbus_gen::generator::new_event_id;
-pub use logbus_gen::{Generator, Shape, event_json};
+pub(crate) use logbus_gen::catalog::{DEFAULT_KEYWORD, RARE_KEYWORD, model_name, username};
 use logbus_gen::catalog::{token_name, token_owner, user_group};
+pub(crate) use logbus_gen::generator::new_event_id;
+pub(crate) use logbus_gen::{Generator, Shape, event_json};
 use logbus_projections::identity::{hash_access_token, hash_token_key};
 use logbus_projections::rows::{TokenRow, UserRow};
 
 /// Access tokens the benchmark uses to authenticate against the query API.
-pub const ADMIN_ACCESS_TOKEN: &str = "bench-admin-access-token-0000000000";
-pub const SELF_ACCESS_TOKEN: &str = "bench-user-access-token-00000000000";
+pub(crate) const ADMIN_ACCESS_TOKEN: &str = "bench-admin-access-token-0000000000";
+pub(crate) const SELF_ACCESS_TOKEN: &str = "bench-user-access-token-00000000000";
 
 /// Plain key (without `sk-`) of token `id`, whose SHA-256 is stored in `tokens`.
-pub fn token_key(id: u32) -> String {
+pub(crate) fn token_key(id: u32) -> String {
     format!("bench{id:043}")
 }
 
 /// Admin user id: one above the gateway users.
-pub fn admin_id(shape: &Shape) -> u32 {
+pub(crate) fn admin_id(shape: &Shape) -> u32 {
     shape.users + 1
 }
 
 /// Identity rows: every gateway user, one admin, every token.
-pub fn identity(shape: &Shape) -> (Vec<UserRow>, Vec<TokenRow>) {
+pub(crate) fn identity(shape: &Shape) -> (Vec<UserRow>, Vec<TokenRow>) {
     let mut users: Vec<UserRow> = (1..=shape.users)
         .map(|id| UserRow {
             id: id as i64,
