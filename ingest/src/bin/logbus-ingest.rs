@@ -1,4 +1,4 @@
-//! `logbus-ingest`: flags (or `LOGBUS_*` variables) in, the worker run until SIGTERM/SIGINT.
+// `logbus-ingest`: flags (or `LOGBUS_*` variables) in, the worker run until SIGTERM/SIGINT.
 
 use clap::Parser;
 use logbus_ingest::{IngestConfig, Worker};
