@@ -4,13 +4,11 @@
 //! attribute and by `new` alike.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::time::Duration;
 
 use clap::Parser;
 use logbus_runtime::{ClickHouseArgs, KafkaArgs};
 
 use crate::Error;
-use crate::batch::Limits;
 
 pub const DEFAULT_GROUP_ID: &str = "logbus-ingest";
 pub const DEFAULT_DLQ_TOPIC: &str = "gateway.logs.dlq";
@@ -146,15 +144,6 @@ impl IngestConfig {
     /// The fail point's insert count (`after-insert:N`), if one is set.
     pub(crate) fn fail_after(&self) -> Result<Option<u64>, Error> {
         self.fail_point.as_deref().map(parse_fail_point).transpose()
-    }
-
-    pub(crate) fn limits(&self) -> Limits {
-        Limits {
-            max_rows: self.batch_max_rows,
-            max_bytes: self.batch_max_bytes,
-            max_event_bytes: self.max_event_bytes,
-            flush_interval: Duration::from_millis(self.flush_interval_ms),
-        }
     }
 }
 

@@ -32,6 +32,15 @@ use crate::{Error, IngestConfig};
 
 const TICK: Duration = Duration::from_millis(50);
 
+fn limits(config: &IngestConfig) -> Limits {
+    Limits {
+        max_rows: config.batch_max_rows,
+        max_bytes: config.batch_max_bytes,
+        max_event_bytes: config.max_event_bytes,
+        flush_interval: Duration::from_millis(config.flush_interval_ms),
+    }
+}
+
 struct PartitionState {
     kind: Kind,
     /// Intents beyond the resume offset; `None` until the first message after assignment.
@@ -73,7 +82,7 @@ pub(crate) struct ConsumeLoop {
 impl ConsumeLoop {
     pub(crate) fn new(parts: Parts) -> Self {
         Self {
-            limits: parts.config.limits(),
+            limits: limits(&parts.config),
             parts,
             partitions: HashMap::new(),
             generations: 0,

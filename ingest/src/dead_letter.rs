@@ -57,6 +57,15 @@ impl DeadLetter {
             kind: rejection.kind,
         }
     }
+
+    /// The value of header `name`.
+    #[cfg(test)]
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 /// A dead letter handed to the producer, with its delivery if the local queue took it.
@@ -159,14 +168,6 @@ impl DeadLetterQueue {
 mod tests {
     use super::*;
 
-    fn header<'a>(letter: &'a DeadLetter, name: &str) -> Option<&'a str> {
-        letter
-            .headers
-            .iter()
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.as_str())
-    }
-
     #[test]
     fn headers_name_the_source_and_the_typed_reason() {
         let source = TopicPartition::new("gateway.logs", 3);
@@ -190,11 +191,11 @@ mod tests {
                 "source_offset"
             ]
         );
-        assert_eq!(header(&letter, "reason"), Some("type 9 is out of range"));
-        assert_eq!(header(&letter, "reason_class"), Some("invalid_event"));
-        assert_eq!(header(&letter, "source_topic"), Some("gateway.logs"));
-        assert_eq!(header(&letter, "source_partition"), Some("3"));
-        assert_eq!(header(&letter, "source_offset"), Some("42"));
+        assert_eq!(letter.header("reason"), Some("type 9 is out of range"));
+        assert_eq!(letter.header("reason_class"), Some("invalid_event"));
+        assert_eq!(letter.header("source_topic"), Some("gateway.logs"));
+        assert_eq!(letter.header("source_partition"), Some("3"));
+        assert_eq!(letter.header("source_offset"), Some("42"));
         assert_eq!(letter.key.as_deref(), Some(&b"k"[..]));
         assert_eq!(letter.kind, RejectKind::InvalidEvent);
     }
@@ -204,7 +205,7 @@ mod tests {
         let source = TopicPartition::new("t", 0);
         let rejection = Rejection::new(RejectKind::ClickHouseRejected, "rejected by ClickHouse");
         let letter = DeadLetter::new(&source, 7, Some(2), None, b"{}".to_vec(), rejection);
-        assert_eq!(header(&letter, "source_index"), Some("2"));
-        assert_eq!(header(&letter, "reason_class"), Some("clickhouse_rejected"));
+        assert_eq!(letter.header("source_index"), Some("2"));
+        assert_eq!(letter.header("reason_class"), Some("clickhouse_rejected"));
     }
 }

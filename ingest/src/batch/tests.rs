@@ -37,14 +37,6 @@ fn add(batch: &mut Batch, offset: i64, payload: &str) -> Added {
     )
 }
 
-fn header<'a>(letter: &'a DeadLetter, name: &str) -> Option<&'a str> {
-    letter
-        .headers
-        .iter()
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.as_str())
-}
-
 fn batch(first: i64, last: i64, payloads: &[&[u8]]) -> Batch {
     Batch {
         first_offset: first,
@@ -179,9 +171,9 @@ fn rejections_become_dead_letters_with_their_class() {
     let [letter] = &unreadable.dead[..] else {
         panic!("one letter")
     };
-    assert_eq!(header(letter, "reason_class"), Some("unreadable"));
-    assert_eq!(header(letter, "source_offset"), Some("5"));
-    assert_eq!(header(letter, "source_index"), None);
+    assert_eq!(letter.header("reason_class"), Some("unreadable"));
+    assert_eq!(letter.header("source_offset"), Some("5"));
+    assert_eq!(letter.header("source_index"), None);
     assert_eq!(letter.payload, b"not json");
     assert_eq!(letter.key.as_deref(), Some(&b"7"[..]));
 
@@ -189,21 +181,15 @@ fn rejections_become_dead_letters_with_their_class() {
     let added = add(&mut batch, 6, &array);
     assert_eq!(added.events, 3);
     assert_eq!(added.dead.len(), 2);
-    assert_eq!(
-        header(&added.dead[0], "reason_class"),
-        Some("invalid_event")
-    );
-    assert_eq!(header(&added.dead[0], "source_index"), Some("1"));
+    assert_eq!(added.dead[0].header("reason_class"), Some("invalid_event"));
+    assert_eq!(added.dead[0].header("source_index"), Some("1"));
     assert_eq!(added.dead[0].payload, br#"{"type":2}"#);
-    assert_eq!(header(&added.dead[1], "reason_class"), Some("oversized"));
-    assert_eq!(header(&added.dead[1], "source_index"), Some("2"));
+    assert_eq!(added.dead[1].header("reason_class"), Some("oversized"));
+    assert_eq!(added.dead[1].header("source_index"), Some("2"));
 
     let single = add(&mut batch, 7, r#"{"type":2}"#);
-    assert_eq!(
-        header(&single.dead[0], "reason_class"),
-        Some("invalid_event")
-    );
-    assert_eq!(header(&single.dead[0], "source_index"), None);
+    assert_eq!(single.dead[0].header("reason_class"), Some("invalid_event"));
+    assert_eq!(single.dead[0].header("source_index"), None);
 
     assert_eq!(batch.messages.len(), 3, "every message is kept");
     assert_eq!(batch.rows.len(), 1);
@@ -230,11 +216,11 @@ fn identity_rejections_are_classified() {
         Instant::now(),
     );
     assert_eq!(
-        header(&added.dead[0], "reason_class"),
+        added.dead[0].header("reason_class"),
         Some("invalid_identity")
     );
     assert_eq!(
-        header(&added.dead[0], "source_topic"),
+        added.dead[0].header("source_topic"),
         Some("gateway.identity")
     );
 }
@@ -246,19 +232,19 @@ fn a_refused_row_is_dead_lettered_from_its_slice_of_the_message() {
     add(&mut batch, 1, &format!(" [ {EVENT} ,{EVENT}]"));
     let single = batch.rejected_row(&logs(), &batch.sources[0], "Code: 53");
     assert_eq!(single.payload, EVENT.as_bytes());
-    assert_eq!(header(&single, "source_index"), None);
-    assert_eq!(header(&single, "reason_class"), Some("clickhouse_rejected"));
+    assert_eq!(single.header("source_index"), None);
+    assert_eq!(single.header("reason_class"), Some("clickhouse_rejected"));
     assert_eq!(
-        header(&single, "reason"),
+        single.header("reason"),
         Some("rejected by ClickHouse: Code: 53")
     );
     let element = batch.rejected_row(&logs(), &batch.sources[2], "Code: 53");
     assert_eq!(element.payload, EVENT.as_bytes());
-    assert_eq!(header(&element, "source_index"), Some("1"));
-    assert_eq!(header(&element, "source_offset"), Some("1"));
+    assert_eq!(element.header("source_index"), Some("1"));
+    assert_eq!(element.header("source_offset"), Some("1"));
 
     let all = batch.rejected_messages(&logs(), "Code: 53");
     assert_eq!(all.len(), 2);
-    assert!(all.iter().all(|l| header(l, "source_index").is_none()));
+    assert!(all.iter().all(|l| l.header("source_index").is_none()));
     assert_eq!(all[1].payload, batch.messages[1].payload);
 }
