@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::batch::{Batch, Limits};
-use crate::consumer::{self, LogConsumer, RebalanceEvent};
+use crate::consumer::{Committer, LogConsumer, RebalanceEvent};
 use crate::dead_letter::{DeadLetterQueue, SentLetter};
 use crate::http::Readiness;
 use crate::metrics::names;
@@ -75,20 +75,19 @@ pub(crate) struct ConsumeLoop {
     inflight: FuturesUnordered<JoinHandle<Result<Written, Error>>>,
     /// Partitions with a batch in `inflight` (at most one each).
     writing: HashSet<TopicPartition>,
-    /// The last offset committed for each owned partition, committed again at shutdown.
-    committed: HashMap<TopicPartition, i64>,
+    committer: Committer,
 }
 
 impl ConsumeLoop {
     pub(crate) fn new(parts: Parts) -> Self {
         Self {
             limits: limits(&parts.config),
-            parts,
             partitions: HashMap::new(),
             generations: 0,
             inflight: FuturesUnordered::new(),
             writing: HashSet::new(),
-            committed: HashMap::new(),
+            committer: Committer::start(parts.consumer.clone()),
+            parts,
         }
     }
 
@@ -126,9 +125,7 @@ impl ConsumeLoop {
         while let Some(written) = self.inflight.next().await {
             self.written(written)?;
         }
-        self.apply_rebalance_events();
-        let commits = self.committed.drain().collect();
-        consumer::commit_final(self.parts.consumer.clone(), commits).await;
+        self.committer.finish().await;
         Ok(())
     }
 
@@ -138,7 +135,6 @@ impl ConsumeLoop {
                 RebalanceEvent::Revoke(partitions) => {
                     for source in partitions {
                         counter!(names::REBALANCES, "event" => "revoke").increment(1);
-                        self.committed.remove(&source);
                         if let Some(state) = self.partitions.remove(&source)
                             && !state.batch.is_empty()
                         {
@@ -347,8 +343,7 @@ impl ConsumeLoop {
             .get(&written.source)
             .is_some_and(|state| state.generation == written.generation);
         if current {
-            consumer::commit(&self.parts.consumer, &written.source, written.next_offset);
-            self.committed.insert(written.source, written.next_offset);
+            self.committer.commit(written.source, written.next_offset);
         } else {
             tracing::info!(
                 source = %written.source,

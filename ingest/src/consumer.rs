@@ -5,15 +5,18 @@
 //! on a message or decides to commit. Nothing is shared behind a lock.
 //!
 //! Commits must not block the async runtime, and a partition's commits must stay in offset
-//! order. While running, the loop commits with [`CommitMode::Async`]: the call only enqueues
-//! the request, and librdkafka sends a consumer's commits over its one coordinator connection
-//! in the order they were made, so a later (higher) offset is never overtaken by an earlier
-//! one; the loop itself commits a partition only after its previous batch was written (one
-//! write in flight per partition), so the offsets it enqueues only grow. The outcome arrives
-//! in [`ConsumerContext::commit_callback`], which keeps the metrics. At shutdown there is no
-//! later poll to deliver that outcome, so the final offsets are committed once more,
-//! synchronously, on a blocking thread ([`commit_final`]); re-committing an offset is harmless.
+//! order. They are made by one [`Committer`]: the loop hands it `(partition, next offset)`
+//! through a channel and goes on at once; a blocking thread takes them in the order they were
+//! sent and commits them synchronously, so each commit's outcome is known (the committed
+//! offset gauge, the commit error counter) and no later commit overtakes an earlier one. What
+//! queued up while a commit was in flight is merged into the next one, the newest offset of
+//! each partition (offsets only grow: the loop commits a partition only after its previous
+//! batch). At shutdown the loop closes the channel and waits until every commit handed over
+//! is done. (librdkafka's `CommitMode::Async` would not block either, but its outcome is
+//! reported through an event that this rdkafka consumer never delivered in our tests, which
+//! would leave the commit metrics blind.)
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use metrics::{counter, gauge};
@@ -76,10 +79,6 @@ impl ConsumerContext for Context {
             tracing::info!(?partitions, "partitions assigned");
             self.forward(RebalanceEvent::Assign(partitions));
         }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        record_commit(result, offsets);
     }
 }
 
@@ -145,7 +144,54 @@ pub(crate) fn subscribe(
     Ok((Arc::new(consumer), events))
 }
 
-fn offsets(commits: &[(TopicPartition, i64)]) -> Option<TopicPartitionList> {
+/// The committer: commits in order on a blocking thread (see the module doc).
+#[derive(Debug)]
+pub(crate) struct Committer {
+    queue: mpsc::UnboundedSender<(TopicPartition, i64)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Committer {
+    pub(crate) fn start(consumer: Arc<LogConsumer>) -> Self {
+        let (queue, commits) = mpsc::unbounded_channel();
+        let task = tokio::task::spawn_blocking(move || commit_in_order(&consumer, commits));
+        Self { queue, task }
+    }
+
+    /// Hands over the commit of `next_offset` for `source`; returns at once.
+    pub(crate) fn commit(&self, source: TopicPartition, next_offset: i64) {
+        if self.queue.send((source, next_offset)).is_err() {
+            tracing::warn!("the committer stopped; offset not committed");
+        }
+    }
+
+    /// Waits until every commit handed over is done.
+    pub(crate) async fn finish(self) {
+        drop(self.queue);
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "commit task failed");
+        }
+    }
+}
+
+fn commit_in_order(
+    consumer: &LogConsumer,
+    mut commits: mpsc::UnboundedReceiver<(TopicPartition, i64)>,
+) {
+    while let Some((source, next_offset)) = commits.blocking_recv() {
+        let mut newest = BTreeMap::from([(source, next_offset)]);
+        while let Ok((source, next_offset)) = commits.try_recv() {
+            newest.insert(source, next_offset);
+        }
+        let Some(list) = offsets(&newest) else {
+            continue;
+        };
+        let result = consumer.commit(&list, CommitMode::Sync);
+        record_commit(result, &list);
+    }
+}
+
+fn offsets(commits: &BTreeMap<TopicPartition, i64>) -> Option<TopicPartitionList> {
     let mut list = TopicPartitionList::new();
     for (source, next_offset) in commits {
         if let Err(e) = list.add_partition_offset(
@@ -158,32 +204,4 @@ fn offsets(commits: &[(TopicPartition, i64)]) -> Option<TopicPartitionList> {
         }
     }
     Some(list)
-}
-
-/// Enqueues the commit of `next_offset` for `source` (see the module doc for the order).
-pub(crate) fn commit(consumer: &LogConsumer, source: &TopicPartition, next_offset: i64) {
-    let Some(list) = offsets(&[(source.clone(), next_offset)]) else {
-        return;
-    };
-    if let Err(e) = consumer.commit(&list, CommitMode::Async) {
-        record_commit(Err(e), &list);
-    }
-}
-
-/// Commits `commits` synchronously on a blocking thread, at shutdown.
-pub(crate) async fn commit_final(consumer: Arc<LogConsumer>, commits: Vec<(TopicPartition, i64)>) {
-    if commits.is_empty() {
-        return;
-    }
-    let Some(list) = offsets(&commits) else {
-        return;
-    };
-    let outcome = tokio::task::spawn_blocking(move || {
-        let result = consumer.commit(&list, CommitMode::Sync);
-        record_commit(result, &list);
-    })
-    .await;
-    if let Err(e) = outcome {
-        tracing::warn!(error = %e, "final commit task failed");
-    }
 }

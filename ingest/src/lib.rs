@@ -12,7 +12,7 @@
 //! - [`worker`](Worker): life cycle — bind, migrate, connect, run, stop the HTTP task;
 //! - `consume`: the loop that sequences polling, batching, flushing and committing;
 //! - `consumer`: rdkafka consumer settings, rebalance events (a channel from the context)
-//!   and commits (async while running, a final synchronous one at shutdown);
+//!   and the committer (in-order commits on a blocking thread);
 //! - `writer`: a batch's write task (intent, event-id filter, deduplicated insert, split on
 //!   rejection, dead-letter acknowledgements);
 //! - `plan`: pure replay planning (recorded intents, where a replay cuts its batches);
