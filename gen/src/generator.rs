@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use uuid::Uuid;
 
 use crate::catalog::{ERRORS, Shape, model_name, token_name, user_group, username};
+use crate::event::event_of;
 
 /// Cumulative Zipf(s) weights over 1..=n, for inverse-CDF sampling.
 #[derive(Debug)]
@@ -362,39 +363,6 @@ impl Generator {
     }
 }
 
-/// The new-api log event (what a gateway publishes) of a row.
-pub fn event_of(row: &LogRow) -> LogEvent {
-    LogEvent {
-        event_id: Some(row.event_id),
-        created_at: i64::from(row.created_at),
-        log_type: i64::from(row.log_type),
-        user_id: row.user_id,
-        username: Some(row.username.clone()),
-        token_id: Some(row.token_id),
-        token_name: Some(row.token_name.clone()),
-        model_name: Some(row.model_name.clone()),
-        quota: Some(row.quota),
-        prompt_tokens: Some(row.prompt_tokens),
-        completion_tokens: Some(row.completion_tokens),
-        use_time: Some(row.use_time),
-        is_stream: Some(row.is_stream),
-        channel_id: Some(row.channel_id),
-        channel_name: Some(row.channel_name.clone()),
-        group: Some(row.group.clone()),
-        ip: Some(row.ip.clone()),
-        request_id: Some(row.request_id.clone()),
-        upstream_request_id: Some(row.upstream_request_id.clone()),
-        content: Some(row.content.clone()),
-        other: (!row.other.is_empty())
-            .then(|| serde_json::from_str(&row.other).unwrap_or(serde_json::Value::Null)),
-    }
-}
-
-/// The event of a row as JSON text.
-pub fn event_json(row: &LogRow) -> String {
-    serde_json::to_string(&event_of(row)).expect("log events serialize")
-}
-
 /// A random event id from `rng`.
 pub fn new_event_id(rng: &mut StdRng) -> Uuid {
     let mut bytes = [0u8; 16];
@@ -403,72 +371,4 @@ pub fn new_event_id(rng: &mut StdRng) -> Uuid {
 }
 
 #[cfg(test)]
-mod tests {
-    use logbus_projections::events::{EventSource, LogEvent};
-
-    use super::*;
-
-    fn shape() -> Shape {
-        Shape {
-            rows: 5_000,
-            span_days: 1,
-            users: 100,
-            tokens: 150,
-            models: 20,
-            channels: 12,
-            groups: 4,
-            seed: 9,
-            end: 1_700_006_400,
-        }
-    }
-
-    #[test]
-    fn a_data_set_is_deterministic_and_in_time_order() {
-        let rows = |shape| {
-            let mut generator = Generator::with_shape(shape);
-            let mut rows = Vec::new();
-            while let Some(chunk) = generator.next_chunk(1_000) {
-                rows.extend(chunk);
-            }
-            rows
-        };
-        let first = rows(shape());
-        assert_eq!(first.len(), 5_000);
-        assert_eq!(first, rows(shape()));
-        assert!(first.windows(2).all(|w| w[0].created_at <= w[1].created_at));
-        assert!(first.iter().all(|r| (1..=100).contains(&r.user_id)));
-    }
-
-    #[test]
-    fn events_are_valid_under_the_contract() {
-        let mut generator = Generator::new(3, 50);
-        let source = EventSource {
-            topic: "t",
-            partition: 0,
-            offset: 0,
-            index: 0,
-        };
-        for _ in 0..500 {
-            let event = generator.next_event(1_700_000_000);
-            let json = serde_json::to_vec(&event).expect("serializes");
-            let parsed: LogEvent = serde_json::from_slice(&json).expect("parses");
-            let row = parsed.into_row(source).expect("valid");
-            assert_eq!(Some(row.event_id), event.event_id);
-        }
-    }
-
-    #[test]
-    fn live_ids_are_random_unless_asked_otherwise() {
-        let a = Generator::new(1, 10).next_event(1_700_000_000);
-        let b = Generator::new(1, 10).next_event(1_700_000_000);
-        assert_ne!(a.event_id, b.event_id);
-        assert_eq!(a.user_id, b.user_id, "everything else is seeded");
-        let c = Generator::new(1, 10)
-            .with_deterministic_ids(true)
-            .next_event(1_700_000_000);
-        let d = Generator::new(1, 10)
-            .with_deterministic_ids(true)
-            .next_event(1_700_000_000);
-        assert_eq!(c, d);
-    }
-}
+mod tests;

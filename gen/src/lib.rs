@@ -5,15 +5,18 @@
 //!
 //! - [`catalog`]: groups, models, token names, error messages, naming rules, [`Shape`];
 //! - [`generator`]: the rows and events (a time-ordered data set, or one event at a time);
+//! - [`event`]: a row as the JSON event a gateway publishes;
 //! - [`identity`]: users and tokens with seeded credentials;
 //! - [`publish`](mod@publish): the Kafka publisher behind the binary.
 
 pub mod catalog;
+pub mod event;
 pub mod generator;
 pub mod identity;
 pub mod publish;
 
 pub use catalog::Shape;
-pub use generator::{Generator, event_json, event_of};
+pub use event::{event_json, event_of};
+pub use generator::Generator;
 pub use identity::{admin_access_token, identity_events, identity_key};
 pub use publish::{Error, GenConfig, GenReport, publish};
