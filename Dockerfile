@@ -1,5 +1,6 @@
-# Multi-stage build of the two logbus services. docker-compose.yml builds the `ingest` and
-# `query-api` targets.
+# Multi-stage build of the two logbus services and the demo load generator. docker-compose.yml
+# builds the `ingest` and `query-api` targets; the `gen` target holds `logbus-gen` alone
+# (a demo tool, not part of the ingest image).
 FROM rust:1-bookworm AS build
 WORKDIR /src
 # librdkafka is built from source by rdkafka-sys (vendored): it needs a C toolchain and make.
@@ -8,7 +9,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends build-essential
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p logbus-ingest -p logbus-query-api \
+    cargo build --release --locked -p logbus-ingest -p logbus-query-api -p logbus-gen \
     && mkdir -p /out \
     && cp target/release/logbus-ingest target/release/logbus-gen target/release/logbus-query-api /out/
 
@@ -20,7 +21,7 @@ USER logbus
 ENTRYPOINT ["/usr/bin/tini", "--"]
 
 FROM runtime AS ingest
-COPY --from=build /out/logbus-ingest /out/logbus-gen /usr/local/bin/
+COPY --from=build /out/logbus-ingest /usr/local/bin/
 EXPOSE 9464
 CMD ["logbus-ingest"]
 
@@ -28,3 +29,7 @@ FROM runtime AS query-api
 COPY --from=build /out/logbus-query-api /usr/local/bin/
 EXPOSE 3000
 CMD ["logbus-query-api"]
+
+FROM runtime AS gen
+COPY --from=build /out/logbus-gen /usr/local/bin/
+CMD ["logbus-gen"]

@@ -13,7 +13,7 @@ export LOGBUS_KAFKA_BROKERS="${LOGBUS_KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
 export LOGBUS_CLICKHOUSE_URL="${LOGBUS_CLICKHOUSE_URL:-http://127.0.0.1:$CH_PORT}"
 
 log "building release binaries (cargo build --release)"
-cargo build --release -p logbus-ingest --bin logbus-ingest --bin logbus-gen
+cargo build --release -p logbus-ingest --bin logbus-ingest -p logbus-gen --bin logbus-gen
 cargo build --release -p logbus-query-api --bin logbus-query-api
 TARGET="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
 

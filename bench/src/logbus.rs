@@ -14,7 +14,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
-pub fn ch(url: &str) -> Client {
+pub(crate) fn ch(url: &str) -> Client {
     Client::default()
         .with_url(url)
         .with_validation(false)
@@ -22,7 +22,7 @@ pub fn ch(url: &str) -> Client {
 }
 
 /// A fresh database with the logbus schema.
-pub async fn fresh_database(url: &str, db: &str) -> Result<Client> {
+pub(crate) async fn fresh_database(url: &str, db: &str) -> Result<Client> {
     let c = ch(url);
     c.query(&format!("DROP DATABASE IF EXISTS `{db}`"))
         .execute()
@@ -34,7 +34,7 @@ pub async fn fresh_database(url: &str, db: &str) -> Result<Client> {
     Ok(c.with_database(db))
 }
 
-pub async fn insert_rows(c: &Client, rows: &[LogRow]) -> Result<()> {
+pub(crate) async fn insert_rows(c: &Client, rows: &[LogRow]) -> Result<()> {
     let mut ins = c.insert::<LogRow>("logs").await?;
     for r in rows {
         ins.write(r).await?;
@@ -43,7 +43,11 @@ pub async fn insert_rows(c: &Client, rows: &[LogRow]) -> Result<()> {
     Ok(())
 }
 
-pub async fn insert_identity(c: &Client, users: &[UserRow], tokens: &[TokenRow]) -> Result<()> {
+pub(crate) async fn insert_identity(
+    c: &Client,
+    users: &[UserRow],
+    tokens: &[TokenRow],
+) -> Result<()> {
     let mut ins = c.insert::<UserRow>("users").await?;
     for r in users {
         ins.write(r).await?;
@@ -57,7 +61,7 @@ pub async fn insert_identity(c: &Client, users: &[UserRow], tokens: &[TokenRow])
     Ok(())
 }
 
-pub async fn count(c: &Client, table: &str) -> Result<u64> {
+pub(crate) async fn count(c: &Client, table: &str) -> Result<u64> {
     Ok(c.query(&format!("SELECT count() FROM {table}"))
         .fetch_one::<u64>()
         .await?)
@@ -70,7 +74,7 @@ const NOT_LOG_STORE: &str = "('schema_migrations', 'ingest_batches', 'users', 't
 
 /// (bytes on disk of the active parts of the log store's tables, projections included, rows
 /// of logs, the tables counted).
-pub async fn storage(c: &Client, db: &str) -> Result<(u64, u64, Vec<String>)> {
+pub(crate) async fn storage(c: &Client, db: &str) -> Result<(u64, u64, Vec<String>)> {
     let tables = c
         .query(&format!(
             "SELECT table, toUInt64(sum(bytes_on_disk)) FROM system.parts WHERE active \
@@ -85,12 +89,12 @@ pub async fn storage(c: &Client, db: &str) -> Result<(u64, u64, Vec<String>)> {
 }
 
 /// A child process killed (SIGTERM, then SIGKILL) when dropped.
-pub struct Proc {
+pub(crate) struct Proc {
     pub child: Child,
 }
 
 impl Proc {
-    pub fn spawn(bin: &Path, envs: &[(&str, String)], log: &Path) -> Result<Proc> {
+    pub(crate) fn spawn(bin: &Path, envs: &[(&str, String)], log: &Path) -> Result<Proc> {
         if !bin.exists() {
             bail!(
                 "{} not built: run `cargo build --release -p logbus-ingest -p logbus-query-api`",
@@ -118,15 +122,15 @@ impl Proc {
         })
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn alive(&mut self) -> bool {
+    pub(crate) fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if self.alive() {
             let _ = Command::new("kill")
                 .args(["-TERM", &self.pid().to_string()])
@@ -147,14 +151,14 @@ impl Drop for Proc {
     }
 }
 
-pub fn release_bin(name: &str) -> PathBuf {
+pub(crate) fn release_bin(name: &str) -> PathBuf {
     let root = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
     PathBuf::from(root).join("release").join(name)
 }
 
 /// Peak RSS (VmHWM, bytes) and CPU seconds (utime + stime) of a live process.
-pub fn proc_usage(pid: u32) -> Option<(u64, f64)> {
+pub(crate) fn proc_usage(pid: u32) -> Option<(u64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let hwm = status
         .lines()
@@ -181,11 +185,11 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-pub async fn create_topics(brokers: &str, topics: &[&str], partitions: i32) -> Result<()> {
+pub(crate) async fn create_topics(brokers: &str, topics: &[&str], partitions: i32) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()?;
-    let new: Vec<NewTopic> = topics
+    let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
         .collect();
@@ -206,7 +210,7 @@ pub async fn create_topics(brokers: &str, topics: &[&str], partitions: i32) -> R
 }
 
 /// Deletes the benchmark's topics (the dev broker keeps them in memory).
-pub async fn delete_topics(brokers: &str, topics: &[&str]) -> Result<()> {
+pub(crate) async fn delete_topics(brokers: &str, topics: &[&str]) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()?;
@@ -219,7 +223,7 @@ pub async fn delete_topics(brokers: &str, topics: &[&str]) -> Result<()> {
     Ok(())
 }
 
-pub fn producer(brokers: &str) -> Result<ThreadedProducer<DefaultProducerContext>> {
+pub(crate) fn producer(brokers: &str) -> Result<ThreadedProducer<DefaultProducerContext>> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")
@@ -232,7 +236,12 @@ pub fn producer(brokers: &str) -> Result<ThreadedProducer<DefaultProducerContext
 }
 
 /// Sends one event keyed by user id, waiting while the local queue is full.
-pub fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, key: &str, payload: &str) {
+pub(crate) fn send(
+    p: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    key: &str,
+    payload: &str,
+) {
     let mut rec = BaseRecord::to(topic).key(key).payload(payload);
     loop {
         match p.send(rec) {
@@ -250,14 +259,14 @@ pub fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, key: &str
     }
 }
 
-pub fn flush(p: &ThreadedProducer<DefaultProducerContext>) -> Result<()> {
+pub(crate) fn flush(p: &ThreadedProducer<DefaultProducerContext>) -> Result<()> {
     p.flush(Duration::from_secs(300))?;
     Ok(())
 }
 
 /// The broker's raw consume rate: an rdkafka consumer that only counts messages of `topic`
 /// from the beginning until `expected`. Returns (messages, seconds).
-pub fn raw_consume(
+pub(crate) fn raw_consume(
     brokers: &str,
     topic: &str,
     expected: u64,
@@ -289,7 +298,7 @@ pub fn raw_consume(
 
 /// Starts the dev stack's ClickHouse front (devstack/chfront/chfront.py in the devstack venv)
 /// on 127.0.0.1:`port` with a fresh data dir under `work_dir`.
-pub async fn start_chfront(work_dir: &Path, port: u16) -> Result<Proc> {
+pub(crate) async fn start_chfront(work_dir: &Path, port: u16) -> Result<Proc> {
     let repo = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     let ds = std::env::var("LOGBUS_DEVSTACK_DIR")
         .map(PathBuf::from)
@@ -337,7 +346,7 @@ pub async fn start_chfront(work_dir: &Path, port: u16) -> Result<Proc> {
 
 /// Largest contributors to logbus's bytes on disk: (name, compressed bytes), columns of the
 /// log store's tables, the skip indexes of `logs` and projections.
-pub async fn storage_breakdown(c: &Client, db: &str) -> Result<Vec<(String, u64)>> {
+pub(crate) async fn storage_breakdown(c: &Client, db: &str) -> Result<Vec<(String, u64)>> {
     let mut out = c
         .query(
             &format!(

@@ -346,7 +346,7 @@ async fn ingest(
         seed: cfg.seed + 1,
         end,
     };
-    let mut g = Generator::new(shape);
+    let mut g = Generator::with_shape(shape);
     let mut rows = Vec::with_capacity(cfg.events as usize);
     while let Some(c) = g.next_chunk(100_000) {
         rows.extend(c);
@@ -619,7 +619,7 @@ async fn query_suite(
     logbus::insert_identity(&ch, &users, &tokens).await?;
 
     // Load the same rows into both, concurrently, chunk by chunk.
-    let mut g = Generator::new(shape.clone());
+    let mut g = Generator::with_shape(shape.clone());
     let mut loaded = 0u64;
     let t = Instant::now();
     while let Some(chunk) = g.next_chunk(250_000) {

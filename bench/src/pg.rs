@@ -16,7 +16,7 @@ use tokio_postgres::{Client, NoTls};
 
 /// new-api's `logs` table (model/log.go) as GORM creates it on PostgreSQL, with the indexes
 /// the issue lists.
-pub const SCHEMA: &str = r#"
+pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE logs (
     id bigserial PRIMARY KEY,
     user_id bigint,
@@ -39,7 +39,7 @@ CREATE TABLE logs (
 );
 "#;
 
-pub const INDEXES: &[&str] = &[
+pub(crate) const INDEXES: &[&str] = &[
     "CREATE INDEX idx_created_at_id ON logs (created_at, id)",
     "CREATE INDEX idx_user_id_id ON logs (user_id, id)",
     "CREATE INDEX idx_logs_type ON logs (type)",
@@ -53,7 +53,7 @@ pub const INDEXES: &[&str] = &[
 const COLUMNS: &str = "user_id, created_at, type, content, username, token_name, model_name, \
     quota, prompt_tokens, completion_tokens, use_time, is_stream, channel_id, token_id, \"group\", ip, other";
 
-pub struct Postgres {
+pub(crate) struct Postgres {
     pub bin: PathBuf,
     pub data: PathBuf,
     pub port: u16,
@@ -75,7 +75,7 @@ fn find_bin() -> Result<PathBuf> {
 
 impl Postgres {
     /// A fresh cluster (the old one, if any, is stopped and removed) on 127.0.0.1:`port`.
-    pub fn start(dir: &Path, port: u16, shared_buffers: &str) -> Result<Postgres> {
+    pub(crate) fn start(dir: &Path, port: u16, shared_buffers: &str) -> Result<Postgres> {
         let bin = find_bin()?;
         let as_postgres = is_root();
         let data = dir.join("pg");
@@ -156,7 +156,7 @@ impl Postgres {
     }
 
     /// Stops the cluster named by the data dir's pid file, if it runs.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let pidfile = self.data.join("postmaster.pid");
         if pidfile.exists() {
             let _ = self
@@ -168,7 +168,7 @@ impl Postgres {
         }
     }
 
-    pub async fn connect(&self) -> Result<Client> {
+    pub(crate) async fn connect(&self) -> Result<Client> {
         let (client, conn) = tokio_postgres::connect(
             &format!(
                 "host=127.0.0.1 port={} user=postgres dbname=postgres",
@@ -212,7 +212,7 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-pub async fn create_schema(c: &Client, with_indexes: bool) -> Result<()> {
+pub(crate) async fn create_schema(c: &Client, with_indexes: bool) -> Result<()> {
     c.batch_execute("DROP TABLE IF EXISTS logs").await?;
     c.batch_execute(SCHEMA).await?;
     if with_indexes {
@@ -223,7 +223,7 @@ pub async fn create_schema(c: &Client, with_indexes: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn create_indexes(c: &Client) -> Result<()> {
+pub(crate) async fn create_indexes(c: &Client) -> Result<()> {
     for i in INDEXES {
         c.batch_execute(i).await?;
     }
@@ -234,7 +234,7 @@ pub async fn create_indexes(c: &Client) -> Result<()> {
 /// 8 (or `writers`) gateway-like writers, each on its own connection, each event one
 /// autocommitted `INSERT ... RETURNING id` (what GORM's `Create` sends). Stops after all rows or
 /// `limit`. Returns (rows, seconds).
-pub async fn single_row_inserts(
+pub(crate) async fn single_row_inserts(
     pg: &Postgres,
     rows: Arc<Vec<LogRow>>,
     writers: usize,
@@ -299,7 +299,7 @@ fn push_text(buf: &mut Vec<u8>, s: &str) {
 }
 
 /// COPY text encoding of rows (ids come from the bigserial, in row order).
-pub fn copy_chunk(rows: &[LogRow]) -> Bytes {
+pub(crate) fn copy_chunk(rows: &[LogRow]) -> Bytes {
     use std::io::Write;
     let mut buf = Vec::with_capacity(rows.len() * 400);
     for r in rows {
@@ -332,7 +332,7 @@ pub fn copy_chunk(rows: &[LogRow]) -> Bytes {
     Bytes::from(buf)
 }
 
-pub async fn copy_in(c: &Client, data: Bytes) -> Result<()> {
+pub(crate) async fn copy_in(c: &Client, data: Bytes) -> Result<()> {
     let sink = c
         .copy_in(&format!("COPY logs ({COLUMNS}) FROM STDIN"))
         .await?;
@@ -342,7 +342,7 @@ pub async fn copy_in(c: &Client, data: Bytes) -> Result<()> {
     Ok(())
 }
 
-pub async fn table_bytes(c: &Client) -> Result<(i64, i64)> {
+pub(crate) async fn table_bytes(c: &Client) -> Result<(i64, i64)> {
     let r = c
         .query_one(
             "SELECT pg_total_relation_size('logs')::bigint, (SELECT count(*) FROM logs)::bigint",

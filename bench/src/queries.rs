@@ -10,18 +10,18 @@ use tokio_postgres::types::ToSql;
 use crate::data::{self, Shape};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
+pub(crate) enum Auth {
     Admin,
     SelfUser,
     None,
 }
 
-pub enum P {
+pub(crate) enum P {
     I(i64),
     S(String),
 }
 
-pub struct Case {
+pub(crate) struct Case {
     pub name: &'static str,
     pub path: String,
     pub auth: Auth,
@@ -92,7 +92,7 @@ fn stat(filter: &str, mut params: Vec<P>, start: i64, end: i64, now: i64) -> Vec
     ]
 }
 
-pub fn cases(shape: &Shape, keyword: &str, rare_keyword: &str) -> Vec<Case> {
+pub(crate) fn cases(shape: &Shape, keyword: &str, rare_keyword: &str) -> Vec<Case> {
     let end = shape.end as i64;
     let now = end;
     let d1 = end - 86_400;
@@ -202,7 +202,7 @@ pub fn cases(shape: &Shape, keyword: &str, rare_keyword: &str) -> Vec<Case> {
 }
 
 #[derive(Clone, Debug, Default)]
-pub struct Lat {
+pub(crate) struct Lat {
     pub n: usize,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -251,7 +251,7 @@ where
     summarize(v, start.elapsed().as_secs_f64())
 }
 
-pub struct Http {
+pub(crate) struct Http {
     pub client: reqwest::Client,
     pub base: String,
     pub admin_id: u32,
@@ -291,18 +291,19 @@ impl Http {
     }
 }
 
-pub async fn run_http(http: &Http, case: &Case, iters: usize, budget: Duration) -> Lat {
+pub(crate) async fn run_http(http: &Http, case: &Case, iters: usize, budget: Duration) -> Lat {
     measure(iters, budget, || http.get(case)).await
 }
 
 /// The least a request costs on each side, to show what bounds the cheapest queries: the API
 /// answering `/healthz` (one trivial ClickHouse query behind it), ClickHouse answering
 /// `SELECT 1` over HTTP, and PostgreSQL answering `SELECT 1` (its side of both floor rows).
-pub const FLOOR_API: &str =
+pub(crate) const FLOOR_API: &str =
     "floor: API request with a trivial ClickHouse query (GET /healthz) vs PostgreSQL SELECT 1";
-pub const FLOOR_CLICKHOUSE: &str = "floor: ClickHouse SELECT 1 over HTTP vs PostgreSQL SELECT 1";
+pub(crate) const FLOOR_CLICKHOUSE: &str =
+    "floor: ClickHouse SELECT 1 over HTTP vs PostgreSQL SELECT 1";
 
-pub fn floor_case() -> Case {
+pub(crate) fn floor_case() -> Case {
     Case {
         name: FLOOR_API,
         path: "/healthz".into(),
@@ -311,7 +312,11 @@ pub fn floor_case() -> Case {
     }
 }
 
-pub async fn run_clickhouse_floor(ch: &clickhouse::Client, iters: usize, budget: Duration) -> Lat {
+pub(crate) async fn run_clickhouse_floor(
+    ch: &clickhouse::Client,
+    iters: usize,
+    budget: Duration,
+) -> Lat {
     measure(iters, budget, || async {
         ch.query("SELECT 1").fetch_one::<u8>().await?;
         Ok(())
@@ -319,7 +324,7 @@ pub async fn run_clickhouse_floor(ch: &clickhouse::Client, iters: usize, budget:
     .await
 }
 
-pub async fn run_pg(pg: &PgClient, case: &Case, iters: usize, budget: Duration) -> Lat {
+pub(crate) async fn run_pg(pg: &PgClient, case: &Case, iters: usize, budget: Duration) -> Lat {
     measure(iters, budget, || async {
         for (sql, params) in &case.sql {
             let refs: Vec<&(dyn ToSql + Sync)> = params

@@ -1,13 +1,16 @@
-//! ClickHouse side of the worker: batch intents, event-id dedup lookups and inserts.
+//! The worker's ClickHouse calls: batch intents, event-id dedup lookups and inserts, each
+//! bounded by a timeout. Table names come from `logbus_projections::tables` and SELECTs of
+//! row types list their columns with `?fields`, so the schema has one home.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use clickhouse::{Client, Row};
-use logbus_projections::rows::{LogRow, TokenRow, UserRow};
+use clickhouse::Client;
+use logbus_projections::rows::{Intent, LogRow, TokenRow, UserRow};
 use logbus_projections::tables;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::source::TopicPartition;
 
 /// A lookup that has not answered by then is retried: a connection that hangs (a dead peer
 /// behind a proxy, a stuck server) must not stall its partition forever.
@@ -29,77 +32,24 @@ async fn bounded<T>(
         .unwrap_or(Err(clickhouse::error::Error::TimedOut))
 }
 
-/// Table of batch intents (migration 0002).
-pub const INGEST_BATCHES: &str = "ingest_batches";
-
-/// A batch the worker was about to insert: written before the insert, read back on
-/// partition assignment so that a replay cuts its batches at exactly these boundaries.
-#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
-pub struct Intent {
-    pub consumer_group: String,
-    pub topic: String,
-    pub partition: i32,
-    pub first_offset: i64,
-    pub last_offset: i64,
-    pub batch_id: u64,
-    pub rows: u32,
-}
-
+/// The ClickHouse calls of the worker. Each is one attempt; [`crate::retry`] decides what is
+/// retried.
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct Store {
     client: Client,
     dedup_window_secs: u64,
 }
 
-/// Whether a failed ClickHouse call may succeed if retried unchanged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// Network, timeout, overload, server restarting: retry with backoff.
-    Transient,
-    /// The server parsed the request and rejected the data: retrying cannot help.
-    Data,
-}
-
-/// ClickHouse error codes that mean "this data is wrong", not "try later".
-const DATA_ERROR_CODES: &[u32] = &[
-    6,   // CANNOT_PARSE_TEXT
-    26,  // CANNOT_PARSE_QUOTED_STRING
-    27,  // CANNOT_PARSE_INPUT_ASSERTION_FAILED
-    32,  // ATTEMPT_TO_READ_AFTER_EOF
-    33,  // CANNOT_READ_ALL_DATA
-    38,  // CANNOT_PARSE_DATE
-    41,  // CANNOT_PARSE_DATETIME
-    53,  // TYPE_MISMATCH
-    69,  // ARGUMENT_OUT_OF_BOUND
-    70,  // CANNOT_CONVERT_TYPE
-    72,  // CANNOT_PARSE_NUMBER
-    117, // INCORRECT_DATA
-    131, // TOO_LARGE_STRING_SIZE
-    321, // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
-    349, // CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
-    395, // FUNCTION_THROW_IF_VALUE_IS_NON_ZERO_OR_NULL
-    469, // VIOLATED_CONSTRAINT
-];
-
-pub fn classify(error: &clickhouse::error::Error) -> Failure {
-    match error {
-        clickhouse::error::Error::BadResponse(text) => {
-            let code = text
-                .split("Code: ")
-                .nth(1)
-                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-                .and_then(|digits| digits.parse::<u32>().ok());
-            match code {
-                Some(code) if DATA_ERROR_CODES.contains(&code) => Failure::Data,
-                _ => Failure::Transient,
-            }
-        }
-        _ => Failure::Transient,
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dedup_window_secs", &self.dedup_window_secs)
+            .finish_non_exhaustive()
     }
 }
 
 impl Store {
-    pub fn new(client: Client, dedup_window_secs: u64) -> Self {
+    pub(crate) fn new(client: Client, dedup_window_secs: u64) -> Self {
         Self {
             client,
             dedup_window_secs,
@@ -108,26 +58,25 @@ impl Store {
 
     /// Intents of this group and partition that end at or after `from_offset`, ordered by
     /// first offset, keeping the newest record of each first offset and skipping overlaps.
-    pub async fn load_intents(
+    pub(crate) async fn load_intents(
         &self,
         group: &str,
-        topic: &str,
-        partition: i32,
+        source: &TopicPartition,
         from_offset: i64,
     ) -> clickhouse::error::Result<Vec<Intent>> {
         let mut intents = bounded(
             self.client
                 .query(&format!(
-                "SELECT consumer_group, topic, partition, first_offset, last_offset, batch_id, rows
-                 FROM {INGEST_BATCHES}
+                    "SELECT ?fields FROM {}
                  WHERE consumer_group = ? AND topic = ? AND partition = ? AND last_offset >= ?
                  ORDER BY first_offset, recorded_at DESC
                  LIMIT 1 BY first_offset
-                 LIMIT 100000"
-            ))
+                 LIMIT 100000",
+                    tables::INGEST_BATCHES
+                ))
                 .bind(group)
-                .bind(topic)
-                .bind(partition)
+                .bind(source.topic.as_str())
+                .bind(source.partition)
                 .bind(from_offset)
                 .fetch_all::<Intent>(),
         )
@@ -143,10 +92,10 @@ impl Store {
         Ok(intents)
     }
 
-    pub async fn record_intent(&self, intent: &Intent) -> clickhouse::error::Result<()> {
+    pub(crate) async fn record_intent(&self, intent: &Intent) -> clickhouse::error::Result<()> {
         let mut insert = self
             .client
-            .insert::<Intent>(INGEST_BATCHES)
+            .insert::<Intent>(tables::INGEST_BATCHES)
             .await?
             .with_timeouts(Some(INTENT_SEND_TIMEOUT), Some(INTENT_END_TIMEOUT));
         insert.write(intent).await?;
@@ -155,7 +104,7 @@ impl Store {
 
     /// Event ids of `rows` already stored (within the dedup window) by batches other than
     /// `exclude_batch` (all batches with `None`).
-    pub async fn existing_event_ids(
+    pub(crate) async fn existing_event_ids(
         &self,
         rows: &[LogRow],
         exclude_batch: Option<u64>,
@@ -206,7 +155,11 @@ impl Store {
 
     /// Inserts `rows` into `logs` as one deduplicated block set: a second insert with the same
     /// `token` is dropped by ClickHouse in `logs` and in the rollup alike.
-    pub async fn insert_logs(&self, rows: &[LogRow], token: &str) -> clickhouse::error::Result<()> {
+    pub(crate) async fn insert_logs(
+        &self,
+        rows: &[LogRow],
+        token: &str,
+    ) -> clickhouse::error::Result<()> {
         let mut insert = self
             .client
             .insert::<LogRow>(tables::LOGS)
@@ -224,7 +177,7 @@ impl Store {
 
     /// Identity rows are versioned (ReplacingMergeTree by version), so re-inserting them on a
     /// replay is harmless.
-    pub async fn insert_identity(
+    pub(crate) async fn insert_identity(
         &self,
         users: &[UserRow],
         tokens: &[TokenRow],
@@ -252,28 +205,5 @@ impl Store {
             insert.end().await?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn data_errors_are_told_from_transient_ones() {
-        let data = clickhouse::error::Error::BadResponse(
-            "Code: 27. DB::Exception: Cannot parse input: expected ','. (CANNOT_PARSE_INPUT_ASSERTION_FAILED)".into(),
-        );
-        assert_eq!(classify(&data), Failure::Data);
-        let overload = clickhouse::error::Error::BadResponse(
-            "Code: 252. DB::Exception: Too many parts. (TOO_MANY_PARTS)".into(),
-        );
-        assert_eq!(classify(&overload), Failure::Transient);
-        assert_eq!(
-            classify(&clickhouse::error::Error::TimedOut),
-            Failure::Transient
-        );
-        let unknown = clickhouse::error::Error::BadResponse("502 Bad Gateway".into());
-        assert_eq!(classify(&unknown), Failure::Transient);
     }
 }

@@ -1,273 +1,125 @@
 //! The write side of a batch: record its intent, drop already-stored event ids, insert with a
 //! deduplication token (bisecting blocks ClickHouse rejects), dead-letter what cannot be
 //! written, and wait for the dead letters' acknowledgements. A [`Writer`] is cheap to clone,
-//! so each batch is written by its own task while the consumer loop goes on reading.
+//! so each batch is written by its own task while the consume loop goes on reading; it
+//! reports a [`Written`] back and never commits (only the loop does, in offset order).
 
 use std::collections::HashSet;
-use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use logbus_projections::rows::{LogRow, TokenRow, UserRow};
-use metrics::{counter, gauge, histogram};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use logbus_projections::rows::{Intent, LogRow};
+use metrics::{counter, histogram};
 use sha2::{Digest, Sha256};
-use tokio::sync::watch;
 
-use crate::http::{Health, names};
-use crate::store::{Failure, Intent, Store};
-use crate::worker::Kind;
-use crate::{Error, IngestConfig};
+use crate::Error;
+use crate::batch::{Batch, RowSource, batch_id};
+use crate::dead_letter::{DeadLetterQueue, SentLetter};
+use crate::metrics::names;
+use crate::retry::{Retrier, RetryError};
+use crate::source::{Kind, TopicPartition};
+use crate::store::Store;
 
-pub(crate) const BACKOFF_START: Duration = Duration::from_millis(100);
-pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(10);
-
-/// A dead letter on its way to the DLQ topic: kept until the broker acknowledged it.
-pub(crate) struct DeadLetter {
-    key: Option<Vec<u8>>,
-    payload: Vec<u8>,
-    headers: Vec<(&'static str, String)>,
-    delivery: Option<DeliveryFuture>,
+/// A batch handed to a writer, with the dead letters sent while it was read.
+#[derive(Debug)]
+pub(crate) struct Flush {
+    pub(crate) source: TopicPartition,
+    pub(crate) kind: Kind,
+    /// The partition assignment the batch was read under (see [`Written::generation`]).
+    pub(crate) generation: u64,
+    pub(crate) batch: Batch,
+    pub(crate) letters: Vec<SentLetter>,
 }
 
-#[derive(Default)]
-pub(crate) struct Batch {
-    pub(crate) first_offset: i64,
-    pub(crate) last_offset: i64,
-    pub(crate) started: Option<Instant>,
-    pub(crate) bytes: usize,
-    /// Offsets and payloads of the messages, to hash the batch and to dead-letter rows
-    /// that ClickHouse rejects.
-    pub(crate) messages: Vec<(i64, Option<Vec<u8>>, Vec<u8>)>,
-    pub(crate) rows: Vec<LogRow>,
-    /// For each row: index into `messages` and position in its message.
-    pub(crate) sources: Vec<(u32, u32)>,
-    pub(crate) users: Vec<UserRow>,
-    pub(crate) tokens: Vec<TokenRow>,
-    pub(crate) dead: Vec<DeadLetter>,
-    pub(crate) planned: Option<Intent>,
-}
-
-impl Batch {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.messages.is_empty()
-    }
-}
-
-enum RetryError {
-    Data(clickhouse::error::Error),
-    GaveUp,
-}
-
-/// What a finished write reports back to the consumer loop, which commits it.
+/// What a finished write reports back to the consume loop, which commits it.
+#[derive(Debug)]
 pub(crate) struct Written {
-    pub(crate) key: (String, i32),
+    pub(crate) source: TopicPartition,
     /// The partition assignment the batch was read under: a batch of a partition that was
     /// revoked meanwhile is not committed (its next owner replays it).
     pub(crate) generation: u64,
     pub(crate) next_offset: i64,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct Writer {
-    config: Arc<IngestConfig>,
+    group_id: Arc<str>,
     store: Store,
-    producer: FutureProducer,
-    health: Health,
-    stop: watch::Receiver<bool>,
-    stop_deadline: Arc<OnceLock<Instant>>,
+    dlq: DeadLetterQueue,
+    retrier: Retrier,
     inserts: Arc<AtomicU64>,
     fail_after: Option<u64>,
 }
 
 impl Writer {
     pub(crate) fn new(
-        config: Arc<IngestConfig>,
+        group_id: &str,
         store: Store,
-        producer: FutureProducer,
-        health: Health,
-        stop: watch::Receiver<bool>,
+        dlq: DeadLetterQueue,
+        retrier: Retrier,
         fail_after: Option<u64>,
     ) -> Self {
         Writer {
-            config,
+            group_id: group_id.into(),
             store,
-            producer,
-            health,
-            stop,
-            stop_deadline: Arc::new(OnceLock::new()),
+            dlq,
+            retrier,
             inserts: Arc::new(AtomicU64::new(0)),
             fail_after,
         }
     }
 
-    pub(crate) fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Writes one batch and waits for its dead letters; the caller commits `next_offset`.
-    pub(crate) async fn write(
-        self,
-        key: (String, i32),
-        kind: Kind,
-        generation: u64,
-        mut batch: Batch,
-    ) -> Result<Written, Error> {
+    pub(crate) async fn write(self, flush: Flush) -> Result<Written, Error> {
+        let Flush {
+            source,
+            kind,
+            generation,
+            mut batch,
+            mut letters,
+        } = flush;
         let started = Instant::now();
         let age = batch.started.map(|s| s.elapsed());
         match kind {
-            Kind::Logs => self.write_logs(&key, &mut batch).await?,
-            Kind::Identity => self.write_identity(&key, &mut batch).await?,
+            Kind::Logs => self.write_logs(&source, &mut batch, &mut letters).await?,
+            Kind::Identity => {
+                self.write_identity(&source, &mut batch, &mut letters)
+                    .await?
+            }
         }
-        self.await_dead_letters(&mut batch).await?;
+        self.dlq.await_delivery(&mut letters, &self.retrier).await?;
         histogram!(names::FLUSH_SECONDS, "topic" => kind.label())
             .record(started.elapsed().as_secs_f64());
         counter!(names::BATCHES, "topic" => kind.label()).increment(1);
         tracing::debug!(
-            topic = key.0,
-            partition = key.1,
+            %source,
             messages = batch.messages.len(),
             age_ms = age.map(|a| a.as_millis() as u64),
             write_ms = started.elapsed().as_millis() as u64,
             "batch written"
         );
         Ok(Written {
-            key,
+            source,
             generation,
-            next_offset: batch.last_offset + 1,
+            next_offset: batch.next_offset(),
         })
     }
 
-    pub(crate) fn send_dead_letter(
+    async fn write_logs(
         &self,
-        key: Option<Vec<u8>>,
-        payload: Vec<u8>,
-        headers: Vec<(&'static str, String)>,
-        class: &'static str,
-    ) -> DeadLetter {
-        counter!(names::DEAD_LETTERS, "reason" => class).increment(1);
-        let mut letter = DeadLetter {
-            key,
-            payload,
-            headers,
-            delivery: None,
-        };
-        letter.delivery = self.enqueue(&letter);
-        letter
-    }
-
-    fn enqueue(&self, letter: &DeadLetter) -> Option<DeliveryFuture> {
-        let mut headers = OwnedHeaders::new_with_capacity(letter.headers.len());
-        for (key, value) in &letter.headers {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value.as_bytes()),
-            });
-        }
-        let mut record = FutureRecord::to(&self.config.dlq_topic)
-            .payload(&letter.payload)
-            .headers(headers);
-        if let Some(key) = &letter.key {
-            record = record.key(key);
-        }
-        // A full local queue is handled when the batch is flushed (re-sent and awaited).
-        self.producer.send_result(record).ok()
-    }
-
-    /// Starts (once) the shutdown clock and returns its deadline.
-    pub(crate) fn shutdown_deadline(&self) -> Instant {
-        *self
-            .stop_deadline
-            .get_or_init(|| Instant::now() + Duration::from_millis(self.config.shutdown_timeout_ms))
-    }
-
-    /// The shutdown deadline, if shutdown was requested (also while a retry loop runs, so
-    /// that SIGTERM is honoured during a ClickHouse outage).
-    fn stopping(&self) -> Option<Instant> {
-        let requested = *self.stop.borrow();
-        requested.then(|| self.shutdown_deadline())
-    }
-
-    fn gave_up(&self) -> Error {
-        Error::ShutdownTimeout(Duration::from_millis(self.config.shutdown_timeout_ms))
-    }
-
-    /// Retries transient ClickHouse failures with capped exponential backoff. While a write
-    /// retries, the consumer loop reads on only until that partition's next batch is due or
-    /// every write slot is taken, then waits: memory stays bounded.
-    async fn retry<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, RetryError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = clickhouse::error::Result<T>>,
-    {
-        let mut backoff = BACKOFF_START;
-        let mut failing = false;
-        loop {
-            match f().await {
-                Ok(value) => {
-                    if failing {
-                        tracing::info!(op, "ClickHouse is back");
-                        gauge!(names::PAUSED).set(0.0);
-                        if self.stopping().is_none() {
-                            self.health.set_ready(true);
-                        }
-                    }
-                    return Ok(value);
-                }
-                Err(e) => {
-                    if crate::store::classify(&e) == Failure::Data {
-                        return Err(RetryError::Data(e));
-                    }
-                    if let Some(deadline) = self.stopping()
-                        && Instant::now() + backoff > deadline
-                    {
-                        tracing::error!(op, error = %e, "giving up at shutdown");
-                        return Err(RetryError::GaveUp);
-                    }
-                    if !failing {
-                        failing = true;
-                        gauge!(names::PAUSED).set(1.0);
-                        self.health.set_ready(false);
-                    }
-                    tracing::warn!(op, error = %e, retry_in = ?backoff, "ClickHouse call failed");
-                    counter!(names::RETRIES, "op" => op).increment(1);
-                    if self.stopping().is_some() {
-                        tokio::time::sleep(backoff).await;
-                    } else {
-                        sleep_or_stop(&self.stop, backoff).await;
-                    }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
-            }
-        }
-    }
-
-    /// [`Self::retry`] for bookkeeping and lookups, where a rejection is not the batch's data
-    /// at fault and cannot be dead-lettered: it fails the write like giving up at shutdown.
-    pub(crate) async fn retry_or_fail<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, Error>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = clickhouse::error::Result<T>>,
-    {
-        match self.retry(op, f).await {
-            Ok(value) => Ok(value),
-            Err(RetryError::Data(e)) => Err(e.into()),
-            Err(RetryError::GaveUp) => Err(self.gave_up()),
-        }
-    }
-
-    async fn write_logs(&self, key: &(String, i32), batch: &mut Batch) -> Result<(), Error> {
-        let batch_id = batch_id(key, batch);
+        source: &TopicPartition,
+        batch: &mut Batch,
+        letters: &mut Vec<SentLetter>,
+    ) -> Result<(), Error> {
+        let batch_id = batch_id(source, batch);
         if batch
             .planned
             .as_ref()
             .is_some_and(|i| i.batch_id != batch_id)
         {
             tracing::warn!(
-                topic = key.0,
-                partition = key.1,
+                %source,
                 first_offset = batch.first_offset,
                 "recorded batch has other content (topic recreated?): treated as a new batch"
             );
@@ -298,21 +150,23 @@ impl Writer {
             .is_some_and(|i| i.batch_id == batch_id && i.last_offset == batch.last_offset);
         if !already_recorded {
             let intent = Intent {
-                consumer_group: self.config.group_id.clone(),
-                topic: key.0.clone(),
-                partition: key.1,
+                consumer_group: self.group_id.to_string(),
+                topic: source.topic.clone(),
+                partition: source.partition,
                 first_offset: batch.first_offset,
                 last_offset: batch.last_offset,
                 batch_id,
                 rows: rows.len() as u32,
             };
             let store = self.store.clone();
-            self.retry_or_fail("record_intent", || store.record_intent(&intent))
+            self.retrier
+                .retry_or_fail("record_intent", || store.record_intent(&intent))
                 .await?;
         }
 
         let store = self.store.clone();
         let existing = self
+            .retrier
             .retry_or_fail("existing_event_ids", || {
                 store.existing_event_ids(&rows, Some(batch_id))
             })
@@ -340,7 +194,7 @@ impl Writer {
 
         let token = format!("logbus-{batch_id:016x}");
         let written = self
-            .insert_splitting(key, batch, &rows, &sources, token)
+            .insert_splitting(source, batch, letters, &rows, &sources, token)
             .await?;
         counter!(names::ROWS_WRITTEN).increment(written);
         let inserts = self.inserts.fetch_add(1, Ordering::SeqCst) + 1;
@@ -364,10 +218,11 @@ impl Writer {
     /// a part with other remaining rows gets another token.
     async fn insert_splitting(
         &self,
-        key: &(String, i32),
-        batch: &mut Batch,
+        source: &TopicPartition,
+        batch: &Batch,
+        letters: &mut Vec<SentLetter>,
         rows: &[LogRow],
-        sources: &[(u32, u32)],
+        sources: &[RowSource],
         token: String,
     ) -> Result<u64, Error> {
         let mut pending: Vec<(Vec<usize>, bool)> = vec![((0..rows.len()).collect(), true)];
@@ -379,6 +234,7 @@ impl Writer {
                 let subset: Vec<LogRow> = part.iter().map(|&i| rows[i].clone()).collect();
                 let store = self.store.clone();
                 let existing = self
+                    .retrier
                     .retry_or_fail("existing_event_ids", || {
                         store.existing_event_ids(&subset, None)
                     })
@@ -407,11 +263,12 @@ impl Writer {
             };
             let store = self.store.clone();
             match self
+                .retrier
                 .retry("insert_logs", || store.insert_logs(&subset, &part_token))
                 .await
             {
                 Ok(()) => written += subset.len() as u64,
-                Err(RetryError::GaveUp) => return Err(self.gave_up()),
+                Err(RetryError::GaveUp) => return Err(self.retrier.gave_up()),
                 Err(RetryError::Data(e)) if part.len() > 1 => {
                     tracing::debug!(error = %e, rows = part.len(), "ClickHouse rejected a block; splitting it");
                     let right = part.split_off(part.len() / 2);
@@ -420,44 +277,20 @@ impl Writer {
                 }
                 Err(RetryError::Data(e)) => {
                     tracing::warn!(error = %e, "ClickHouse rejected a row; dead-lettering it");
-                    let (message_index, position) = sources[part[0]];
-                    let (offset, message_key, payload) = &batch.messages[message_index as usize];
-                    let is_array = payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-                    let raw = if is_array {
-                        serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(payload)
-                            .ok()
-                            .and_then(|v| {
-                                v.get(position as usize)
-                                    .map(|r| r.get().as_bytes().to_vec())
-                            })
-                            .unwrap_or_else(|| payload.clone())
-                    } else {
-                        payload.clone()
-                    };
-                    let mut headers = vec![
-                        ("reason", format!("rejected by ClickHouse: {e}")),
-                        ("reason_class", "clickhouse_rejected".to_owned()),
-                        ("source_topic", key.0.clone()),
-                        ("source_partition", key.1.to_string()),
-                        ("source_offset", offset.to_string()),
-                    ];
-                    if is_array {
-                        headers.push(("source_index", position.to_string()));
-                    }
-                    let letter = self.send_dead_letter(
-                        message_key.clone(),
-                        raw,
-                        headers,
-                        "clickhouse_rejected",
-                    );
-                    batch.dead.push(letter);
+                    let letter = batch.rejected_row(source, &sources[part[0]], &e);
+                    letters.push(self.dlq.send(letter));
                 }
             }
         }
         Ok(written)
     }
 
-    async fn write_identity(&self, key: &(String, i32), batch: &mut Batch) -> Result<(), Error> {
+    async fn write_identity(
+        &self,
+        source: &TopicPartition,
+        batch: &mut Batch,
+        letters: &mut Vec<SentLetter>,
+    ) -> Result<(), Error> {
         let users = std::mem::take(&mut batch.users);
         let tokens = std::mem::take(&mut batch.tokens);
         if users.is_empty() && tokens.is_empty() {
@@ -465,6 +298,7 @@ impl Writer {
         }
         let store = self.store.clone();
         match self
+            .retrier
             .retry("insert_identity", || store.insert_identity(&users, &tokens))
             .await
         {
@@ -472,122 +306,15 @@ impl Writer {
                 counter!(names::IDENTITY_ROWS).increment((users.len() + tokens.len()) as u64);
                 Ok(())
             }
-            Err(RetryError::GaveUp) => Err(self.gave_up()),
+            Err(RetryError::GaveUp) => Err(self.retrier.gave_up()),
             Err(RetryError::Data(e)) => {
                 // Identity rows are few and typed: dead-letter the batch's messages.
                 tracing::warn!(error = %e, "ClickHouse rejected identity rows");
-                let messages = std::mem::take(&mut batch.messages);
-                for (offset, message_key, payload) in &messages {
-                    let headers = vec![
-                        ("reason", format!("rejected by ClickHouse: {e}")),
-                        ("reason_class", "clickhouse_rejected".to_owned()),
-                        ("source_topic", key.0.clone()),
-                        ("source_partition", key.1.to_string()),
-                        ("source_offset", offset.to_string()),
-                    ];
-                    let letter = self.send_dead_letter(
-                        message_key.clone(),
-                        payload.clone(),
-                        headers,
-                        "clickhouse_rejected",
-                    );
-                    batch.dead.push(letter);
+                for letter in batch.rejected_messages(source, &e) {
+                    letters.push(self.dlq.send(letter));
                 }
-                batch.messages = messages;
                 Ok(())
             }
         }
-    }
-
-    /// Waits until the broker acknowledged every dead letter of the batch, re-sending failed
-    /// ones: offsets are never committed past an unacknowledged dead letter.
-    async fn await_dead_letters(&self, batch: &mut Batch) -> Result<(), Error> {
-        for letter in &mut batch.dead {
-            let mut backoff = BACKOFF_START;
-            loop {
-                let delivered = match letter.delivery.take() {
-                    Some(delivery) => matches!(delivery.await, Ok(Ok(_))),
-                    None => false,
-                };
-                if delivered {
-                    break;
-                }
-                if let Some(deadline) = self.stopping()
-                    && Instant::now() + backoff > deadline
-                {
-                    return Err(self.gave_up());
-                }
-                counter!(names::RETRIES, "op" => "dead_letter").increment(1);
-                tracing::warn!(retry_in = ?backoff, "dead letter not acknowledged; re-sending");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                letter.delivery = self.enqueue(letter);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Sleeps for `duration`, or less if shutdown is requested meanwhile.
-pub(crate) async fn sleep_or_stop(stop: &watch::Receiver<bool>, duration: Duration) {
-    let mut stop = stop.clone();
-    tokio::select! {
-        () = tokio::time::sleep(duration) => {}
-        () = async { let _ = stop.wait_for(|stopped| *stopped).await; } => {}
-    }
-}
-
-/// The batch id: a hash of topic, partition, offset range and the first and last payloads
-/// (so that a recreated topic reusing offsets never collides with old batches).
-fn batch_id(key: &(String, i32), batch: &Batch) -> u64 {
-    let mut hasher = Sha256::new();
-    hasher.update(key.0.as_bytes());
-    hasher.update([0]);
-    hasher.update(key.1.to_be_bytes());
-    hasher.update(batch.first_offset.to_be_bytes());
-    hasher.update(batch.last_offset.to_be_bytes());
-    if let Some((_, _, first)) = batch.messages.first() {
-        hasher.update(Sha256::digest(first));
-    }
-    if let Some((_, _, last)) = batch.messages.last() {
-        hasher.update(Sha256::digest(last));
-    }
-    let digest = hasher.finalize();
-    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn batch(first: i64, last: i64, payloads: &[&[u8]]) -> Batch {
-        Batch {
-            first_offset: first,
-            last_offset: last,
-            messages: payloads
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (first + i as i64, None, p.to_vec()))
-                .collect(),
-            ..Batch::default()
-        }
-    }
-
-    #[test]
-    fn batch_id_is_stable_and_depends_on_range_and_content() {
-        let key = ("gateway.logs".to_owned(), 3);
-        let a = batch_id(&key, &batch(10, 11, &[b"a", b"b"]));
-        assert_eq!(a, batch_id(&key, &batch(10, 11, &[b"a", b"b"])));
-        assert_ne!(a, batch_id(&key, &batch(10, 12, &[b"a", b"b"])));
-        assert_ne!(a, batch_id(&key, &batch(10, 11, &[b"a", b"c"])));
-        assert_ne!(
-            a,
-            batch_id(
-                &("gateway.logs".to_owned(), 4),
-                &batch(10, 11, &[b"a", b"b"])
-            )
-        );
-        // Pinned: the id must never change between releases (replays rely on it).
-        assert_eq!(a, batch_id(&key, &batch(10, 11, &[b"a", b"b"])));
     }
 }

@@ -8,8 +8,8 @@ use crate::support::ingest::{
     InProcessWorker, IngestStack, events, fast_producer, marker_event, publish_events,
     publish_to_partition,
 };
+use logbus_gen::{GenConfig, admin_access_token, publish};
 use logbus_ingest::KafkaArgs;
-use logbus_ingest::r#gen::{GenConfig, admin_access_token, publish};
 use logbus_projections::identity::hash_access_token;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,8 +39,7 @@ async fn hundred_thousand_events_land_exactly_once_and_republishing_changes_noth
     };
     // count 0 would mean forever: publish identity only by asking for zero log events via a
     // separate topic-less run is not possible, so publish identity events directly.
-    let identity =
-        logbus_ingest::r#gen::Generator::new(gen_config.seed, gen_config.users).identity_events();
+    let identity = logbus_gen::Generator::new(gen_config.seed, gen_config.users).identity_events();
     let identity_payloads: Vec<(String, Vec<u8>)> = identity
         .iter()
         .enumerate()

@@ -311,34 +311,28 @@ async fn start_ingest(database: &str) -> Ingest {
     let identity_topic = crate::support::create_topic("api_identity", 1).await;
     let dlq_topic = crate::support::create_topic("api_dlq", 1).await;
     let group = crate::support::unique_name("api_group");
-    let config = logbus_ingest::IngestConfig::try_parse_from([
-        "logbus-ingest",
-        "--brokers",
-        &crate::support::kafka_brokers(),
-        "--group-id",
-        &group,
-        "--logs-topic",
-        &logs_topic,
-        "--identity-topic",
-        &identity_topic,
-        "--dlq-topic",
-        &dlq_topic,
-        "--clickhouse-url",
-        &crate::support::clickhouse_url(),
-        "--clickhouse-database",
-        database,
-        "--flush-interval-ms",
-        "200",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--session-timeout-ms",
-        "6000",
-    ])
-    .expect("ingest flags parse");
+    let mut config = logbus_ingest::IngestConfig::new(
+        logbus_ingest::KafkaArgs {
+            brokers: crate::support::kafka_brokers(),
+            logs_topic: logs_topic.clone(),
+            identity_topic: identity_topic.clone(),
+        },
+        logbus_ingest::ClickHouseArgs::new(crate::support::clickhouse_url(), database),
+    );
+    config.group_id = group;
+    config.dlq_topic = dlq_topic;
+    config.flush_interval_ms = 200;
+    config.http_addr = "127.0.0.1:0".parse().expect("address");
+    config.session_timeout_ms = 6000;
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(logbus_ingest::run(config, async {
-        let _ = rx.await;
-    }));
+    let task = tokio::spawn(async move {
+        let worker = logbus_ingest::Worker::bind(config).await?;
+        worker
+            .run(async {
+                let _ = rx.await;
+            })
+            .await
+    });
     Ingest {
         logs_topic,
         identity_topic,

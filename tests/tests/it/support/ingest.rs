@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use crate::support::{TestDatabase, clickhouse_url, create_topic, eventually, kafka_brokers};
 use clickhouse::Row;
+use logbus_gen::Generator;
 use logbus_ingest::IngestConfig;
-use logbus_ingest::r#gen::Generator;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Deserialize;
@@ -34,14 +34,16 @@ impl IngestStack {
     }
 
     pub fn config(&self) -> IngestConfig {
-        let mut config = IngestConfig::defaults();
-        config.kafka.brokers = kafka_brokers();
+        let mut config = IngestConfig::new(
+            logbus_ingest::KafkaArgs {
+                brokers: kafka_brokers(),
+                logs_topic: self.logs_topic.clone(),
+                identity_topic: self.identity_topic.clone(),
+            },
+            logbus_ingest::ClickHouseArgs::new(clickhouse_url(), self.db.name.clone()),
+        );
         config.group_id = self.group_id.clone();
-        config.kafka.logs_topic = self.logs_topic.clone();
-        config.kafka.identity_topic = self.identity_topic.clone();
         config.dlq_topic = self.dlq_topic.clone();
-        config.clickhouse.url = clickhouse_url();
-        config.clickhouse.database = self.db.name.clone();
         config.http_addr = "127.0.0.1:0".parse().expect("address");
         config.session_timeout_ms = 6000;
         config.flush_interval_ms = 200;
@@ -195,9 +197,14 @@ pub struct InProcessWorker {
 impl InProcessWorker {
     pub fn spawn(config: IngestConfig) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(logbus_ingest::run(config, async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(async move {
+            let worker = logbus_ingest::Worker::bind(config).await?;
+            worker
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
         Self {
             stop: Some(stop),
             task: Some(task),
