@@ -31,7 +31,9 @@ install_kafka() {
     log "fetching Apache Kafka jars of devstack/kafka/pom.xml from Maven Central into $KAFKA_LIBS"
     mkdir -p "$KAFKA_HOME"
     rm -rf "$KAFKA_LIBS.tmp"
-    if ! mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$KAFKA_LIBS.tmp"; then
+    # (sed: Maven 3.8 writes ANSI colour resets even with -B; pipefail keeps mvn's exit status)
+    if ! mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$KAFKA_LIBS.tmp" 2>&1 |
+        sed 's/\x1b\[[0-9;]*m//g'; then
         rm -rf "$KAFKA_LIBS.tmp"
         die "mvn could not fetch the Apache Kafka jars (output above): is Maven Central (https://repo.maven.apache.org) reachable?"
     fi
