@@ -94,6 +94,9 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 # a dev/test broker: no wait for more members before the first rebalance
 group.initial.rebalance.delay.ms=0
+# a broker killed (SIGKILL) and restarted re-registers once its old session expired: 4 s, not 9
+broker.heartbeat.interval.ms=1000
+broker.session.timeout.ms=4000
 # a small machine
 num.network.threads=2
 num.io.threads=4

@@ -126,6 +126,8 @@ impl NodeSpec {
              share.coordinator.state.topic.replication.factor={rf}\n\
              share.coordinator.state.topic.min.isr={isr}\n\
              group.initial.rebalance.delay.ms=0\n\
+             broker.heartbeat.interval.ms=1000\n\
+             broker.session.timeout.ms=4000\n\
              num.network.threads=2\n\
              num.io.threads=2\n\
              num.replica.fetchers=1\n\
@@ -444,11 +446,21 @@ impl KafkaCluster {
         node.wait_started().await
     }
 
-    /// Stops every running node with SIGTERM (SIGKILL after the grace period) and waits.
+    /// Stops every running node: SIGTERM to all at once (one by one, the last node would wait
+    /// for a controller quorum that is gone), then waits; SIGKILL after the grace period.
     pub async fn shutdown(&mut self) -> Result<()> {
-        for node in &mut self.nodes {
-            if let Some(mut process) = node.process.take() {
-                process.stop(STOP_TIMEOUT).await?;
+        let mut running: Vec<Process> = self
+            .nodes
+            .iter_mut()
+            .filter_map(|n| n.process.take())
+            .collect();
+        for process in &running {
+            process.signal(Signal::SIGTERM)?;
+        }
+        for process in &mut running {
+            if process.wait_exit(STOP_TIMEOUT).await.is_err() {
+                process.signal(Signal::SIGKILL)?;
+                process.wait_exit(Duration::from_secs(10)).await?;
             }
         }
         Ok(())

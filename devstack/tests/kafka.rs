@@ -104,12 +104,16 @@ fn read_all(brokers: &str, topic: &str, expect: usize) -> Vec<u32> {
 #[ignore = "starts a JVM: cargo test -p logbus-devstack -- --ignored"]
 async fn a_single_node_keeps_its_topics_and_records_across_a_sigkill() {
     let scratch = Scratch::new("kafka");
+    let t = std::time::Instant::now();
     let mut kafka = Kafka::start(scratch.0.clone()).await.unwrap();
+    eprintln!("{:?} started", t.elapsed());
     let brokers = kafka.brokers();
     create_topic(&brokers, "crash", 3, 1).await;
     produce(&brokers, "crash", 0..100).await;
     kafka.kill().await.unwrap();
+    eprintln!("{:?} 100 produced, killed", t.elapsed());
     kafka.restart().await.unwrap();
+    eprintln!("{:?} restarted", t.elapsed());
     assert_eq!(kafka.brokers(), brokers, "same port after a restart");
     produce(&brokers, "crash", 100..200).await;
     assert_eq!(
@@ -123,20 +127,28 @@ async fn a_single_node_keeps_its_topics_and_records_across_a_sigkill() {
 #[ignore = "starts three JVMs: cargo test -p logbus-devstack -- --ignored"]
 async fn a_three_node_cluster_takes_acks_all_writes_with_one_node_killed() {
     let scratch = Scratch::new("kafka-cluster");
+    let t = std::time::Instant::now();
     let mut cluster = KafkaCluster::start(scratch.0.clone()).await.unwrap();
+    eprintln!("{:?} cluster started", t.elapsed());
     let brokers = cluster.brokers();
     assert_eq!(brokers.split(',').count(), 3);
     create_topic(&brokers, "failover", 6, 3).await;
     produce(&brokers, "failover", 0..100).await;
+    eprintln!("{:?} topic created, 100 produced", t.elapsed());
     cluster.kill(1).await.unwrap();
     assert!(!cluster.is_running(1));
     // min.insync.replicas=2: two live replicas are enough for acks=all.
     produce(&brokers, "failover", 100..200).await;
+    eprintln!("{:?} node 1 killed, 100 more produced", t.elapsed());
     cluster.restart(1).await.unwrap();
+    eprintln!("{:?} node 1 restarted", t.elapsed());
     produce(&cluster.broker(1), "failover", 200..300).await;
+    eprintln!("{:?} 100 more produced via node 1", t.elapsed());
     assert_eq!(
         read_all(&brokers, "failover", 300),
         (0..300).collect::<Vec<_>>()
     );
+    eprintln!("{:?} 300 read back", t.elapsed());
     cluster.shutdown().await.unwrap();
+    eprintln!("{:?} shut down", t.elapsed());
 }
