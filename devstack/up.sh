@@ -66,6 +66,13 @@ ch_ping() {
     [ "$(curl -fsS --max-time 2 "http://127.0.0.1:$CH_PORT/ping" 2>/dev/null)" = "Ok." ]
 }
 
+# The broker's heap: 1 GiB at most on the development machines.
+case "$KAFKA_HEAP" in
+    [1-9]*[mM]) [ "${KAFKA_HEAP%[mM]}" -le 1024 ] || die "LOGBUS_KAFKA_HEAP=$KAFKA_HEAP: 1024m (1g) at most" ;;
+    1[gG]) ;;
+    *) die "LOGBUS_KAFKA_HEAP=$KAFKA_HEAP: give megabytes (512m) or 1g, 1 GiB at most" ;;
+esac
+
 # Apache Kafka: the configuration is written on every start (ports may change; the data stays).
 # node 1 is broker and the only controller voter (static quorum, controller.quorum.voters).
 if ! pid_alive kafka; then
@@ -120,6 +127,7 @@ start clickhouse "$CH_PORT" "$VENV/bin/python" "$DEVSTACK_SRC/chfront/chfront.py
 wait_ready kafka port_open "$KAFKA_PORT"
 # The port answers: now the metadata (a topic list through the admin API) and the demo topics
 # (partition counts as in docker-compose.yml), created once; they are kept across restarts.
+# (at most $TIMEOUT attempts, each up to 30 s)
 topics=""
 for ((i = 0; i < TIMEOUT; i++)); do
     if topics="$(KAFKA_TOOL_TIMEOUT=30 kafka_tool org.apache.kafka.tools.TopicCommand \
