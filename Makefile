@@ -1,4 +1,4 @@
-# logbus dev tasks. The local stack (Kafka protocol broker + ClickHouse HTTP)
+# logbus dev tasks. The local stack (Apache Kafka + ClickHouse HTTP)
 # lives in .devstack/ (git-ignored); see devstack/*.sh.
 SHELL := /bin/bash
 

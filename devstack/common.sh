@@ -8,6 +8,15 @@ KAFKA_PORT="${LOGBUS_KAFKA_PORT:-9092}"
 CH_PORT="${LOGBUS_CH_PORT:-8123}"
 CH_DATA="${LOGBUS_CH_DATA:-$DS/data/clickhouse}"
 case "$CH_DATA" in /*) ;; *) CH_DATA="$REPO_ROOT/$CH_DATA" ;; esac
+# Apache Kafka (KRaft, one broker+controller): jars from devstack/kafka/pom.xml in $KAFKA_LIBS,
+# the generated server.properties in $KAFKA_HOME, log directory (data) in $KAFKA_DATA.
+KAFKA_CONTROLLER_PORT="${LOGBUS_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
+KAFKA_HEAP="${LOGBUS_KAFKA_HEAP:-512m}"
+KAFKA_HOME="$DS/kafka"
+KAFKA_LIBS="$KAFKA_HOME/libs"
+KAFKA_DATA="${LOGBUS_KAFKA_DATA:-$DS/data/kafka}"
+case "$KAFKA_DATA" in /*) ;; *) KAFKA_DATA="$REPO_ROOT/$KAFKA_DATA" ;; esac
+JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 VENV="$DS/venv"
 BIN="$DS/bin"
 RUN="$DS/run"
@@ -23,6 +32,17 @@ pid_alive() {
     [ -f "$f" ] || return 1
     pid="$(cat "$f" 2>/dev/null)"
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+# kafka_tool MAIN-CLASS ARGS...: runs one of the Kafka command-line tools (kafka.tools.StorageTool,
+# org.apache.kafka.tools.TopicCommand, ...) from $KAFKA_LIBS, warnings and errors on stderr;
+# killed after $KAFKA_TOOL_TIMEOUT seconds (60).
+kafka_tool() {
+    local main="$1"
+    shift
+    timeout "${KAFKA_TOOL_TIMEOUT:-60}" "$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$DEVSTACK_SRC/kafka/log4j2-tools.properties" \
+        -cp "$KAFKA_LIBS/*" "$main" "$@"
 }
 
 # port_open PORT -> 0 if something accepts TCP connections on 127.0.0.1:PORT

@@ -5,6 +5,6 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 for name in logbus-gen logbus-query-api logbus-ingest clickhouse kafka; do
-    stop_pid "$name" 15
+    stop_pid "$name" 30
 done
 log "stopped"

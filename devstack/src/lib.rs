@@ -1,15 +1,18 @@
 //! The local dev stack (`devstack/*.sh`, `devstack/chfront`) seen from Rust, for the
 //! integration tests and the benchmark: where the stack is installed ([`paths`]), child
 //! processes that a test or the bench owns and never leaks ([`Process`]), and a private
-//! ClickHouse front on a port and data folder of its own ([`ChFront`]).
+//! ClickHouse front on a port and data folder of its own ([`ChFront`]), and private Apache
+//! Kafka brokers: one node ([`Kafka`]) or a 3-node KRaft cluster ([`KafkaCluster`]).
 //!
 //! Services are stopped by the pid of the process this crate started, never by name.
 
 mod chfront;
+mod kafka;
 pub mod paths;
 mod process;
 
 pub use chfront::ChFront;
+pub use kafka::{Kafka, KafkaCluster, kafka_libs};
 pub use process::Process;
 
 use std::path::PathBuf;
