@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::eventually;
-use crate::support::ingest::{InProcessWorker, IngestStack, events, fast_producer, publish_events};
+use crate::support::ingest::{IngestStack, events, fast_producer, publish_events};
+use crate::support::services::InProcessWorker;
 use tokio::net::{TcpListener, TcpStream};
 
 struct Proxy {
@@ -93,8 +94,6 @@ async fn clickhouse_outage_mid_stream_loses_nothing_and_duplicates_nothing() {
     let mut config = stack.config();
     config.clickhouse.url = format!("http://{}", proxy.addr);
     config.batch_max_rows = 2_000;
-    let port = crate::support::free_port();
-    config.http_addr = format!("127.0.0.1:{port}").parse().expect("address");
 
     let producer = fast_producer();
     let first = events(41, 10_000);
@@ -102,7 +101,8 @@ async fn clickhouse_outage_mid_stream_loses_nothing_and_duplicates_nothing() {
     let quota: i64 = first.iter().chain(&second).map(|e| e.quota).sum();
     publish_events(&producer, &stack.logs_topic, &first).await;
 
-    let worker = InProcessWorker::spawn(config);
+    let worker = InProcessWorker::start(config).await;
+    let metrics = worker.metrics_addr();
     stack.wait_for_rows(2_000, Duration::from_secs(120)).await;
 
     // Outage, while more events arrive.
@@ -116,7 +116,7 @@ async fn clickhouse_outage_mid_stream_loses_nothing_and_duplicates_nothing() {
     .await;
     let http = reqwest::Client::new();
     let ready = http
-        .get(format!("http://127.0.0.1:{port}/readyz"))
+        .get(format!("http://{metrics}/readyz"))
         .send()
         .await
         .expect("readyz");
@@ -142,7 +142,7 @@ async fn clickhouse_outage_mid_stream_loses_nothing_and_duplicates_nothing() {
 
     eventually("ready again", Duration::from_secs(30), || async {
         let status = http
-            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .get(format!("http://{metrics}/readyz"))
             .send()
             .await
             .ok()?
@@ -151,7 +151,7 @@ async fn clickhouse_outage_mid_stream_loses_nothing_and_duplicates_nothing() {
     })
     .await;
     let metrics = http
-        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .get(format!("http://{metrics}/metrics"))
         .send()
         .await
         .expect("metrics")

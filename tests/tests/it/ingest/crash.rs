@@ -2,50 +2,23 @@
 //! before its commit; SIGKILL mid-stream) and stopped with SIGTERM under load: every event
 //! lands exactly once, in the raw table and in the rollup.
 
-use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::support::ingest::{IngestStack, Totals, events, fast_producer, publish_events};
+use crate::support::Scratch;
+use crate::support::ingest::{IngestStack, events, fast_producer, publish_events};
+use crate::support::services::WorkerProcess;
 use clickhouse::Row;
-use logbus_ingest::IngestConfig;
+use nix::sys::signal::Signal;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Deserialize;
-use tokio::process::{Child, Command};
-
-fn spawn_worker(stack: &IngestStack, config: &IngestConfig, fail_point: Option<&str>) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_logbus-ingest-under-test"));
-    command
-        .args(stack.args(config))
-        .env("RUST_LOG", "warn")
-        .env_remove("LOGBUS_FAIL_POINT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .kill_on_drop(true);
-    if let Some(point) = fail_point {
-        command.env("LOGBUS_FAIL_POINT", point);
-    }
-    command.spawn().expect("start logbus-ingest-under-test")
-}
-
-async fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
-    tokio::time::timeout(timeout, child.wait())
-        .await
-        .unwrap_or_else(|_| panic!("worker did not exit within {timeout:?}"))
-        .expect("wait for worker")
-}
-
-fn assert_exact(totals: Totals, rows: u64, quota: i64) {
-    assert_eq!(totals.rows, rows, "raw rows: {totals:?}");
-    assert_eq!(totals.distinct_ids, rows, "distinct event ids: {totals:?}");
-    assert_eq!(totals.quota, quota, "raw quota: {totals:?}");
-    assert_eq!(totals.rollup_requests, rows, "rollup requests: {totals:?}");
-    assert_eq!(totals.rollup_quota, quota, "rollup quota: {totals:?}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashes_at_several_points_leave_every_event_exactly_once() {
+    let _heavy = crate::support::heavy_test().await;
     let stack = IngestStack::new(3).await;
+    let scratch = Scratch::new("crash");
+    let log = scratch.path().join("worker.log");
     let mut config = stack.config();
     config.batch_max_rows = 2_000;
     let producer = fast_producer();
@@ -58,8 +31,8 @@ async fn crashes_at_several_points_leave_every_event_exactly_once() {
     // 1. Abort right after the 3rd successful insert, before its commit; then after the 4th
     //    insert of the next run (the replayed batch counts as an insert too).
     for point in ["after-insert:3", "after-insert:4"] {
-        let mut child = spawn_worker(&stack, &config, Some(point));
-        let status = wait_exit(&mut child, Duration::from_secs(120)).await;
+        let mut worker = WorkerProcess::spawn(&config, Some(point), &log).await;
+        let status = worker.wait_exit(Duration::from_secs(120)).await;
         assert!(
             !status.success(),
             "{point}: the fail point aborts ({status})"
@@ -68,7 +41,7 @@ async fn crashes_at_several_points_leave_every_event_exactly_once() {
     }
 
     // 2. SIGKILL mid-stream, while more events are being published.
-    let mut child = spawn_worker(&stack, &config, None);
+    let mut worker = WorkerProcess::spawn(&config, None, &log).await;
     let publishing = {
         let topic = stack.logs_topic.clone();
         tokio::spawn(async move {
@@ -83,19 +56,19 @@ async fn crashes_at_several_points_leave_every_event_exactly_once() {
     stack
         .wait_for_rows(before_kill + 4_000, Duration::from_secs(120))
         .await;
-    child.start_kill().expect("SIGKILL");
-    let status = wait_exit(&mut child, Duration::from_secs(10)).await;
+    worker.signal(Signal::SIGKILL);
+    let status = worker.wait_exit(Duration::from_secs(10)).await;
     assert!(!status.success());
     eprintln!("after SIGKILL: {:?}", stack.totals().await);
     publishing.await.expect("publisher");
 
     // 3. Restart and let it finish: exactly once.
-    let mut child = spawn_worker(&stack, &config, None);
+    let mut worker = WorkerProcess::spawn(&config, None, &log).await;
     let totals = stack.wait_for_rows(total, Duration::from_secs(180)).await;
     // Let any late (duplicate) write show up before checking.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_exact(stack.totals().await, total, quota);
-    assert_exact(totals, total, quota);
+    stack.totals().await.assert_exact(total, quota);
+    totals.assert_exact(total, quota);
     // Replays were cut at the recorded boundaries: no two intents start at the same offset
     // with different ends, and no intents overlap.
     let conflicting = stack
@@ -119,8 +92,8 @@ async fn crashes_at_several_points_leave_every_event_exactly_once() {
         )
         .await;
     assert_eq!(overlapping, 0, "no two recorded batches overlap");
-    child.start_kill().expect("SIGKILL");
-    let _ = wait_exit(&mut child, Duration::from_secs(10)).await;
+    worker.signal(Signal::SIGKILL);
+    let _ = worker.wait_exit(Duration::from_secs(10)).await;
     stack.db.drop_database().await;
 }
 
@@ -159,14 +132,17 @@ fn committed_offsets(stack: &IngestStack) -> Vec<(i32, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_exits_zero_with_everything_committed() {
+    let _heavy = crate::support::heavy_test().await;
     let stack = IngestStack::new(3).await;
+    let scratch = Scratch::new("sigterm");
+    let log = scratch.path().join("worker.log");
     let mut config = stack.config();
     config.batch_max_rows = 2_000;
     let all = events(31, 30_000);
     let quota: i64 = all.iter().map(|e| e.quota).sum();
     let total = all.len() as u64;
 
-    let mut child = spawn_worker(&stack, &config, None);
+    let mut worker = WorkerProcess::spawn(&config, None, &log).await;
     let publishing = {
         let topic = stack.logs_topic.clone();
         tokio::spawn(async move {
@@ -178,13 +154,8 @@ async fn sigterm_under_load_exits_zero_with_everything_committed() {
         })
     };
     stack.wait_for_rows(6_000, Duration::from_secs(120)).await;
-    let pid = child.id().expect("pid").to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill -TERM");
-    assert!(kill.success());
-    let status = wait_exit(&mut child, Duration::from_secs(30)).await;
+    worker.signal(Signal::SIGTERM);
+    let status = worker.wait_exit(Duration::from_secs(30)).await;
     assert!(status.success(), "SIGTERM exits 0, got {status}");
 
     // Everything inserted was committed: each partition's committed offset is one past the
@@ -214,15 +185,12 @@ async fn sigterm_under_load_exits_zero_with_everything_committed() {
     publishing.await.expect("publisher");
 
     // Restart: nothing duplicated, nothing lost.
-    let mut child = spawn_worker(&stack, &config, None);
+    let mut worker = WorkerProcess::spawn(&config, None, &log).await;
     stack.wait_for_rows(total, Duration::from_secs(180)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_exact(stack.totals().await, total, quota);
-    let pid = child.id().expect("pid").to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
-    let status = wait_exit(&mut child, Duration::from_secs(30)).await;
+    stack.totals().await.assert_exact(total, quota);
+    worker.signal(Signal::SIGTERM);
+    let status = worker.wait_exit(Duration::from_secs(30)).await;
     assert!(status.success());
     stack.db.drop_database().await;
 }

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use crate::support::eventually;
 use crate::support::ingest::{
-    InProcessWorker, IngestStack, events, fast_producer, marker_event, publish_events,
-    publish_to_partition,
+    IngestStack, events, fast_producer, marker_event, publish_events, publish_to_partition,
 };
+use crate::support::services::InProcessWorker;
 use logbus_gen::{GenConfig, admin_access_token, publish};
 use logbus_ingest::KafkaArgs;
 use logbus_projections::identity::hash_access_token;
@@ -48,7 +48,7 @@ async fn hundred_thousand_events_land_exactly_once_and_republishing_changes_noth
     crate::support::publish(&producer, &stack.identity_topic, &identity_payloads).await;
 
     let started = Instant::now();
-    let worker = InProcessWorker::spawn(stack.config());
+    let worker = InProcessWorker::start(stack.config()).await;
     let totals = stack
         .wait_for_rows(TOTAL as u64, Duration::from_secs(240))
         .await;

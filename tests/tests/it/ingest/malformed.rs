@@ -4,9 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::support::ingest::{
-    InProcessWorker, IngestStack, dlq_reader, events, fast_producer, publish_events,
-};
+use crate::support::ingest::{IngestStack, dlq_reader, events, fast_producer, publish_events};
+use crate::support::services::InProcessWorker;
 use futures::StreamExt;
 use rdkafka::Message;
 use rdkafka::message::Headers;
@@ -80,7 +79,7 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_valid_ones_land() {
     ];
     crate::support::publish(&producer, &stack.identity_topic, &bad_identity).await;
 
-    let worker = InProcessWorker::spawn(stack.config());
+    let worker = InProcessWorker::start(stack.config()).await;
     let expected_rows = (VALID + array_rows) as u64;
     let totals = stack
         .wait_for_rows(expected_rows, Duration::from_secs(120))
@@ -191,7 +190,7 @@ async fn rows_clickhouse_rejects_are_isolated_and_dead_lettered() {
     let expected_quota: i64 = valid.iter().map(|e| e.quota).sum();
     publish_events(&producer, &stack.logs_topic, &valid).await;
 
-    let worker = InProcessWorker::spawn(stack.config());
+    let worker = InProcessWorker::start(stack.config()).await;
     let expected_rows = (valid.len() - rejected.len()) as u64;
     let totals = stack
         .wait_for_rows(expected_rows, Duration::from_secs(120))

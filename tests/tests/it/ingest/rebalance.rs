@@ -1,19 +1,19 @@
 //! Rebalances under load: a second worker joins the group mid-stream (partitions move to it),
 //! then leaves again (they move back); every event still lands exactly once.
 //!
-//! The worker that leaves is the group *follower*: tansu 0.6 keeps a departed leader as the
-//! group's leader while other members are joining, which stalls the group (a broker bug, see
-//! docs/ingest.md), so the test does not make the leader leave while another member joins.
+//! The worker that leaves is the group's follower; the scale-out test (`ingest::scale_out`)
+//! makes the leader leave and be killed.
 
 use std::time::Duration;
 
 use crate::support::eventually;
-use crate::support::ingest::{InProcessWorker, IngestStack, events, fast_producer, publish_events};
+use crate::support::ingest::{IngestStack, events, fast_producer, publish_events};
+use crate::support::services::InProcessWorker;
 
 /// Partition assignments seen by every worker of this process (the metrics recorder is
 /// process-wide).
-async fn assignments(port: u16) -> Option<u64> {
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+async fn assignments(metrics: std::net::SocketAddr) -> Option<u64> {
+    let text = reqwest::get(format!("http://{metrics}/metrics"))
         .await
         .ok()?
         .text()
@@ -31,9 +31,6 @@ async fn workers_joining_and_leaving_mid_stream_keep_every_event_exactly_once() 
     let stack = IngestStack::new(4).await;
     let mut config = stack.config();
     config.batch_max_rows = 1_000;
-    let port = crate::support::free_port();
-    let mut first_config = config.clone();
-    first_config.http_addr = format!("127.0.0.1:{port}").parse().expect("address");
     let all = events(51, 24_000);
     let quota: i64 = all.iter().map(|e| e.quota).sum();
     let total = all.len() as u64;
@@ -48,15 +45,16 @@ async fn workers_joining_and_leaving_mid_stream_keep_every_event_exactly_once() 
         })
     };
 
-    let first = InProcessWorker::spawn(first_config);
+    let first = InProcessWorker::start(config.clone()).await;
+    let metrics = first.metrics_addr();
     stack.wait_for_rows(2_000, Duration::from_secs(120)).await;
-    let initial = assignments(port).await.expect("metrics");
-    let second = InProcessWorker::spawn(config.clone());
+    let initial = assignments(metrics).await.expect("metrics");
+    let second = InProcessWorker::start(config.clone()).await;
     // The group rebalanced: partitions were assigned again (some to the second worker).
     eventually(
         "a rebalance onto two workers",
         Duration::from_secs(60),
-        || async { assignments(port).await.filter(|n| *n > initial) },
+        || async { assignments(metrics).await.filter(|n| *n > initial) },
     )
     .await;
     let before = stack.totals().await.rows;

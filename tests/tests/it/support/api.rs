@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::support::services::{ServedApi, api_config, clickhouse_args};
+use crate::support::ingest::worker_config;
+use crate::support::services::{InProcessWorker, ServedApi, api_config, clickhouse_args};
 use crate::support::{TestDatabase, eventually};
 use logbus_projections::events::{EventSource, LogEvent};
 use logbus_projections::identity::{IdentityEvent, Secret, TokenIdentity, UserIdentity};
@@ -128,12 +129,12 @@ pub fn log(created_at: i64, user: Caller) -> LogEvent {
     }
 }
 
+/// The worker feeding the API, over topics of the test's own.
 struct Ingest {
     logs_topic: String,
     identity_topic: String,
     producer: rdkafka::producer::FutureProducer,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), logbus_ingest::Error>>,
+    worker: InProcessWorker,
 }
 
 /// The API served on port 0 over a fresh database, plus the worker feeding it.
@@ -296,11 +297,12 @@ impl Api {
         if let Some(server) = self.server.take() {
             server.stop().await;
         }
-        if let Some(mut ingest) = self.ingest.take() {
-            if let Some(tx) = ingest.shutdown.take() {
-                let _ = tx.send(());
-            }
-            let _ = tokio::time::timeout(Duration::from_secs(30), ingest.task).await;
+        if let Some(ingest) = self.ingest.take() {
+            ingest
+                .worker
+                .stop()
+                .await
+                .expect("the worker stops cleanly");
         }
         self.db.drop_database().await;
     }
@@ -311,34 +313,12 @@ async fn start_ingest(database: &str) -> Ingest {
     let identity_topic = crate::support::create_topic("api_identity", 1).await;
     let dlq_topic = crate::support::create_topic("api_dlq", 1).await;
     let group = crate::support::unique_name("api_group");
-    let mut config = logbus_ingest::IngestConfig::new(
-        logbus_ingest::KafkaArgs {
-            brokers: crate::support::kafka_brokers(),
-            logs_topic: logs_topic.clone(),
-            identity_topic: identity_topic.clone(),
-        },
-        logbus_ingest::ClickHouseArgs::new(crate::support::clickhouse_url(), database),
-    );
-    config.group_id = group;
-    config.dlq_topic = dlq_topic;
-    config.flush_interval_ms = 200;
-    config.http_addr = "127.0.0.1:0".parse().expect("address");
-    config.session_timeout_ms = 6000;
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let worker = logbus_ingest::Worker::bind(config).await?;
-        worker
-            .run(async {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let config = worker_config(database, [&logs_topic, &identity_topic, &dlq_topic], &group);
     Ingest {
         logs_topic,
         identity_topic,
         producer: crate::support::producer(),
-        shutdown: Some(tx),
-        task,
+        worker: InProcessWorker::start(config).await,
     }
 }
 

@@ -1,13 +1,41 @@
-//! Helpers shared by the ingest acceptance tests (`tests/tests/ingest_*.rs`).
+//! The ingest tests' stack: one test's database, topics and consumer group, the one way to
+//! configure a worker over them ([`IngestStack::config`]), events to publish and the totals
+//! that prove exactly-once.
 use std::time::Duration;
 
-use crate::support::{TestDatabase, clickhouse_url, create_topic, eventually, kafka_brokers};
+use crate::support::{TestDatabase, create_topic, eventually, kafka_brokers};
 use clickhouse::Row;
 use logbus_gen::Generator;
 use logbus_ingest::IngestConfig;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Deserialize;
+
+/// The one base of every worker configuration in the tests: the test stack's broker and
+/// ClickHouse, `database`, the `[logs, identity, dead-letter]` topics and `group_id`, port 0
+/// for the metrics endpoint, and the shorter session and flush interval tests want; every
+/// other setting at its default. Built explicitly, never from the caller's `LOGBUS_*`
+/// environment.
+pub fn worker_config(
+    database: &str,
+    [logs, identity, dlq]: [&str; 3],
+    group_id: &str,
+) -> IngestConfig {
+    let mut config = IngestConfig::new(
+        logbus_ingest::KafkaArgs {
+            brokers: kafka_brokers(),
+            logs_topic: logs.to_owned(),
+            identity_topic: identity.to_owned(),
+        },
+        crate::support::services::clickhouse_args(database),
+    );
+    config.group_id = group_id.to_owned();
+    config.dlq_topic = dlq.to_owned();
+    config.http_addr = "127.0.0.1:0".parse().expect("address");
+    config.session_timeout_ms = 6000;
+    config.flush_interval_ms = 200;
+    config
+}
 
 /// One test's private database, topics and consumer group.
 pub struct IngestStack {
@@ -33,38 +61,13 @@ impl IngestStack {
         }
     }
 
+    /// The worker configuration over this stack (see [`worker_config`]).
     pub fn config(&self) -> IngestConfig {
-        let mut config = IngestConfig::new(
-            logbus_ingest::KafkaArgs {
-                brokers: kafka_brokers(),
-                logs_topic: self.logs_topic.clone(),
-                identity_topic: self.identity_topic.clone(),
-            },
-            logbus_ingest::ClickHouseArgs::new(clickhouse_url(), self.db.name.clone()),
-        );
-        config.group_id = self.group_id.clone();
-        config.dlq_topic = self.dlq_topic.clone();
-        config.http_addr = "127.0.0.1:0".parse().expect("address");
-        config.session_timeout_ms = 6000;
-        config.flush_interval_ms = 200;
-        config
-    }
-
-    /// The same configuration as command-line flags, for the worker binary.
-    pub fn args(&self, config: &IngestConfig) -> Vec<String> {
-        vec![
-            format!("--brokers={}", config.kafka.brokers),
-            format!("--group-id={}", config.group_id),
-            format!("--logs-topic={}", config.kafka.logs_topic),
-            format!("--identity-topic={}", config.kafka.identity_topic),
-            format!("--dlq-topic={}", config.dlq_topic),
-            format!("--clickhouse-url={}", config.clickhouse.url),
-            format!("--clickhouse-database={}", config.clickhouse.database),
-            format!("--http-addr={}", config.http_addr),
-            format!("--session-timeout-ms={}", config.session_timeout_ms),
-            format!("--flush-interval-ms={}", config.flush_interval_ms),
-            format!("--batch-max-rows={}", config.batch_max_rows),
-        ]
+        worker_config(
+            &self.db.name,
+            [&self.logs_topic, &self.identity_topic, &self.dlq_topic],
+            &self.group_id,
+        )
     }
 
     pub async fn totals(&self) -> Totals {
@@ -101,6 +104,18 @@ pub struct Totals {
     pub rollup_quota: i64,
 }
 
+impl Totals {
+    /// Exactly `rows` rows with distinct event ids and `quota` in all, in `logs` and in the
+    /// `logs_minute` rollup alike: nothing lost, nothing duplicated.
+    pub fn assert_exact(&self, rows: u64, quota: i64) {
+        assert_eq!(self.rows, rows, "raw rows: {self:?}");
+        assert_eq!(self.distinct_ids, rows, "distinct event ids: {self:?}");
+        assert_eq!(self.quota, quota, "raw quota: {self:?}");
+        assert_eq!(self.rollup_requests, rows, "rollup requests: {self:?}");
+        assert_eq!(self.rollup_quota, quota, "rollup quota: {self:?}");
+    }
+}
+
 /// A generated event: partition key, JSON payload, quota.
 pub struct Event {
     pub key: String,
@@ -127,11 +142,19 @@ pub fn events(seed: u64, count: usize) -> Vec<Event> {
         .collect()
 }
 
+/// A producer for bulk publishing to the test stack's broker.
 pub fn fast_producer() -> FutureProducer {
+    fast_producer_on(&kafka_brokers())
+}
+
+/// A producer for bulk publishing to `brokers`; it waits out a broker restart (two minutes of
+/// retries) rather than dropping events.
+pub fn fast_producer_on(brokers: &str) -> FutureProducer {
     ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
+        .set("bootstrap.servers", brokers)
         .set("linger.ms", "20")
-        .set("message.timeout.ms", "60000")
+        .set("message.timeout.ms", "120000")
+        .set("enable.idempotence", "true")
         .set("queue.buffering.max.messages", "500000")
         .create()
         .expect("producer")
@@ -186,49 +209,6 @@ pub fn marker_event(user_id: i64) -> Vec<u8> {
         "content": "marker",
     }))
     .expect("serialize")
-}
-
-/// An in-process worker that stops when dropped or when `stop` is called.
-pub struct InProcessWorker {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), logbus_ingest::Error>>>,
-}
-
-impl InProcessWorker {
-    pub fn spawn(config: IngestConfig) -> Self {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let worker = logbus_ingest::Worker::bind(config).await?;
-            worker
-                .run(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        Self {
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    pub async fn stop(mut self) -> Result<(), logbus_ingest::Error> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let task = self.task.take().expect("running");
-        tokio::time::timeout(Duration::from_secs(60), task)
-            .await
-            .expect("worker stops within 60 s")
-            .expect("worker task did not panic")
-    }
-}
-
-impl Drop for InProcessWorker {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
 }
 
 /// A consumer reading `stack`'s dead-letter topic from the beginning (outside any group's

@@ -15,6 +15,7 @@ use clickhouse::Client;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 pub fn kafka_brokers() -> String {
@@ -47,6 +48,41 @@ fn current_test_name() -> String {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .take(40)
         .collect()
+}
+
+/// Held by each test that runs services as processes of their own (brokers, ClickHouse fronts,
+/// worker processes): they run one at a time, so that on a 2-core machine they never compete
+/// with each other for CPU and their timeouts stay meaningful. The other tests run alongside.
+pub async fn heavy_test() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}
+
+/// A scratch folder for one test's data and logs, named after the test; removed at the end
+/// unless the test failed or `LOGBUS_TEST_KEEP` is set (then its path is printed).
+#[derive(Debug)]
+pub struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(prefix: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique_name(prefix));
+        std::fs::create_dir_all(&dir).expect("create scratch folder");
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("LOGBUS_TEST_KEEP").is_some() {
+            eprintln!("kept for inspection: {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// A loopback port free at the time of the call (for a server or proxy a test starts).
@@ -150,32 +186,50 @@ impl TestDatabase {
     }
 }
 
-pub fn admin_client() -> AdminClient<DefaultClientContext> {
+pub fn admin_client(brokers: &str) -> AdminClient<DefaultClientContext> {
     ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
+        .set("bootstrap.servers", brokers)
         .create()
         .expect("admin client")
 }
 
-/// Creates a topic with a unique name and `partitions` partitions, and returns its name.
+/// Creates a topic with a unique name and `partitions` partitions on the test stack's broker,
+/// and returns its name.
 pub async fn create_topic(prefix: &str, partitions: i32) -> String {
+    create_topic_on(&kafka_brokers(), prefix, partitions, 1).await
+}
+
+/// Creates a topic with a unique name on `brokers` (a private broker or cluster), retried
+/// until the brokers answer: this is also the readiness check of freshly started brokers.
+pub async fn create_topic_on(
+    brokers: &str,
+    prefix: &str,
+    partitions: i32,
+    replication: i32,
+) -> String {
     let name = unique_name(prefix);
-    let admin = admin_client();
-    let results = admin
-        .create_topics(
-            &[NewTopic::new(&name, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "the broker at {} did not answer ({e}): start the stack with `make up`",
-                kafka_brokers()
-            )
-        });
-    for result in results {
-        result.unwrap_or_else(|(topic, code)| panic!("create topic {topic}: {code}"));
-    }
+    let admin = admin_client(brokers);
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(10)));
+    let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(replication));
+    eventually(
+        &format!("topic {name} created on {brokers} (is the stack up? `make up`)"),
+        Duration::from_secs(60),
+        || async {
+            let results = admin.create_topics([&topic], &options).await.ok()?;
+            results
+                .into_iter()
+                .all(|result| {
+                    matches!(
+                        result,
+                        Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists))
+                    )
+                })
+                .then_some(())
+        },
+    )
+    .await;
     name
 }
 

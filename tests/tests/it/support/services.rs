@@ -2,8 +2,16 @@
 //! (the address is known without racing for a free port), stopped through their shutdown
 //! future like SIGTERM stops the binaries.
 
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+use logbus_devstack::Process;
+use logbus_ingest::{IngestConfig, Worker};
 use logbus_query_api::{Config, Server};
 use logbus_runtime::ClickHouseArgs;
+use nix::sys::signal::Signal;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -61,4 +69,194 @@ impl Drop for ServedApi {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// An ingest worker running in this process, bound (its metrics address known) before it
+/// runs; [`InProcessWorker::stop`] stops it the way SIGTERM stops the binary.
+#[derive(Debug)]
+pub struct InProcessWorker {
+    metrics_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), logbus_ingest::Error>>>,
+}
+
+impl InProcessWorker {
+    pub async fn start(config: IngestConfig) -> Self {
+        let worker = Worker::bind(config).await.expect("the worker binds");
+        let metrics_addr = worker.metrics_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(worker.run(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            metrics_addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    pub async fn stop(mut self) -> Result<(), logbus_ingest::Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("worker stops within 60 s")
+            .expect("worker task did not panic")
+    }
+}
+
+impl Drop for InProcessWorker {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// `config` as the command line of the worker binary (every setting the tests change).
+fn worker_args(config: &IngestConfig) -> Vec<String> {
+    vec![
+        format!("--brokers={}", config.kafka.brokers),
+        format!("--group-id={}", config.group_id),
+        format!("--logs-topic={}", config.kafka.logs_topic),
+        format!("--identity-topic={}", config.kafka.identity_topic),
+        format!("--dlq-topic={}", config.dlq_topic),
+        format!("--clickhouse-url={}", config.clickhouse.url),
+        format!("--clickhouse-database={}", config.clickhouse.database),
+        format!("--http-addr={}", config.http_addr),
+        format!("--session-timeout-ms={}", config.session_timeout_ms),
+        format!("--flush-interval-ms={}", config.flush_interval_ms),
+        format!("--batch-max-rows={}", config.batch_max_rows),
+    ]
+}
+
+/// What the worker logs once its endpoint is bound (a JSON line with `LOGBUS_LOG_JSON=1`).
+const SERVING: &str = "serving /healthz, /readyz and /metrics";
+
+/// The ingest worker as a real process (`logbus-ingest-under-test`, the `logbus-ingest` binary
+/// built in this crate), for tests that SIGKILL, SIGTERM or abort it. Its log is JSON lines in
+/// `log`; its metrics address is read from its own log line, so it binds port 0 like the
+/// in-process worker. Dropping it SIGKILLs it.
+#[derive(Debug)]
+pub struct WorkerProcess {
+    process: Process,
+    metrics_addr: Option<SocketAddr>,
+}
+
+impl WorkerProcess {
+    /// Starts the worker with `config` (its `http_addr` should ask for port 0) and, when
+    /// given, a fail point (`after-insert:N`). Returns once the worker logged its metrics
+    /// address, or once it exited (a fail point may end it first).
+    pub async fn spawn(config: &IngestConfig, fail_point: Option<&str>, log: &Path) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_logbus-ingest-under-test"));
+        command
+            .args(worker_args(config))
+            .env("RUST_LOG", "warn,logbus_ingest=info")
+            .env("LOGBUS_LOG_JSON", "1")
+            .env_remove("LOGBUS_FAIL_POINT");
+        if let Some(point) = fail_point {
+            command.env("LOGBUS_FAIL_POINT", point);
+        }
+        let mut process = Process::spawn("logbus-ingest-under-test", &mut command, log)
+            .expect("start the worker");
+        let metrics_addr = crate::support::eventually(
+            "the worker process to log its metrics address",
+            Duration::from_secs(60),
+            || {
+                let found = logged_metrics_addr(log).map(Some);
+                let exited = process.exited().map(|_| None);
+                std::future::ready(found.or(exited))
+            },
+        )
+        .await;
+        Self {
+            process,
+            metrics_addr,
+        }
+    }
+
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
+    /// `http://<metrics address><path>`, status and body; `None` if it does not answer.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let addr = self.metrics_addr?;
+        let response = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .ok()?
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
+    /// Waits until `/readyz` answers 200 (`ready`) or 503, failing if the process exits.
+    pub async fn wait_ready(&mut self, ready: bool, timeout: Duration) {
+        let want = if ready { 200 } else { 503 };
+        let url = format!(
+            "http://{}/readyz",
+            self.metrics_addr.expect("the worker serves")
+        );
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("http client");
+        self.process
+            .wait_ready(&format!("worker /readyz = {want}"), timeout, || {
+                let request = http.get(&url).send();
+                async move { request.await.is_ok_and(|r| r.status().as_u16() == want) }
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    pub fn assert_running(&mut self) {
+        self.process
+            .check_running()
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        self.process.signal(signal).expect("signal the worker");
+    }
+
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        self.process
+            .wait_exit(timeout)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.process.log_tail(lines)
+    }
+}
+
+fn logged_metrics_addr(log: &Path) -> Option<SocketAddr> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .filter(|line| line.contains(SERVING))
+        .find_map(|line| {
+            let line: serde_json::Value = serde_json::from_str(line).ok()?;
+            line["fields"]["http_addr"].as_str()?.parse().ok()
+        })
+}
+
+/// A metric's value in a Prometheus text exposition: the sample whose name and labels are
+/// exactly `series` (e.g. `logbus_ingest_retries_total{op="insert_logs"}`), 0 when absent.
+pub fn metric(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().expect("a number"))
 }
