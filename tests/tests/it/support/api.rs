@@ -7,8 +7,6 @@
 
 use std::time::Duration;
 
-use clap::Parser;
-
 use crate::support::ingest::worker_config;
 use crate::support::services::{InProcessWorker, ServedApi, api_config, clickhouse_args};
 use crate::support::{TestDatabase, eventually};
@@ -17,42 +15,47 @@ use logbus_projections::identity::{IdentityEvent, Secret, TokenIdentity, UserIde
 use logbus_projections::rows::{LogRow, TokenRow, UserRow};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// Someone calling the API with an access token.
 #[derive(Debug, Clone, Copy)]
-pub struct Caller {
+pub(crate) struct Caller {
     pub id: i64,
     pub token: &'static str,
 }
 
-pub const ADMIN: Caller = Caller {
+pub(crate) const ADMIN: Caller = Caller {
     id: 1,
     token: "admin-access-token",
 };
-pub const ALICE: Caller = Caller {
+pub(crate) const ALICE: Caller = Caller {
     id: 2,
     token: "alice-access-token",
 };
-pub const BOB: Caller = Caller {
+pub(crate) const BOB: Caller = Caller {
     id: 3,
     token: "bob-access-token",
 };
 /// A user whose status is 2 (disabled).
-pub const BANNED: Caller = Caller {
+pub(crate) const BANNED: Caller = Caller {
     id: 4,
     token: "banned-access-token",
 };
 
 /// Alice's API token (id 21), enabled.
-pub const ALICE_KEY: &str = "sk-alicekey0000000000000000000001";
-pub const ALICE_TOKEN_ID: i64 = 21;
+pub(crate) const ALICE_KEY: &str = "sk-alicekey0000000000000000000001";
+pub(crate) const ALICE_TOKEN_ID: i64 = 21;
 /// Bob's API token (id 31), disabled.
-pub const DISABLED_KEY: &str = "sk-bobkey00000000000000000000000002";
-pub const BOB_TOKEN_ID: i64 = 31;
+pub(crate) const DISABLED_KEY: &str = "sk-bobkey00000000000000000000000002";
+pub(crate) const BOB_TOKEN_ID: i64 = 31;
 
-pub fn user(caller: Caller, name: &str, role: i32, status: i32, version: u64) -> IdentityEvent {
+pub(crate) fn user(
+    caller: Caller,
+    name: &str,
+    role: i32,
+    status: i32,
+    version: u64,
+) -> IdentityEvent {
     IdentityEvent::User(UserIdentity {
         id: caller.id,
         username: name.into(),
@@ -65,7 +68,7 @@ pub fn user(caller: Caller, name: &str, role: i32, status: i32, version: u64) ->
     })
 }
 
-pub fn token(id: i64, user_id: i64, name: &str, key: &str, status: i32) -> IdentityEvent {
+pub(crate) fn token(id: i64, user_id: i64, name: &str, key: &str, status: i32) -> IdentityEvent {
     IdentityEvent::Token(TokenIdentity {
         id,
         user_id,
@@ -78,7 +81,7 @@ pub fn token(id: i64, user_id: i64, name: &str, key: &str, status: i32) -> Ident
 }
 
 /// Admin, Alice, Bob, a banned user, and the two API tokens.
-pub fn identities() -> Vec<IdentityEvent> {
+pub(crate) fn identities() -> Vec<IdentityEvent> {
     vec![
         user(ADMIN, "root", 100, 1, 1),
         user(ALICE, "alice", 1, 1, 1),
@@ -89,7 +92,7 @@ pub fn identities() -> Vec<IdentityEvent> {
     ]
 }
 
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
@@ -97,7 +100,7 @@ pub fn now() -> i64 {
 }
 
 /// A consumption log of `user` at `created_at` with a fresh event id.
-pub fn log(created_at: i64, user: Caller) -> LogEvent {
+pub(crate) fn log(created_at: i64, user: Caller) -> LogEvent {
     let (username, token_id, token_name) = match user.id {
         2 => ("alice", ALICE_TOKEN_ID, "alice-token"),
         3 => ("bob", BOB_TOKEN_ID, "bob-token"),
@@ -138,7 +141,7 @@ struct Ingest {
 }
 
 /// The API served on port 0 over a fresh database, plus the worker feeding it.
-pub struct Api {
+pub(crate) struct Api {
     pub db: TestDatabase,
     pub base: String,
     pub http: reqwest::Client,
@@ -152,11 +155,11 @@ fn direct_seed() -> bool {
 }
 
 impl Api {
-    pub async fn start() -> Api {
+    pub(crate) async fn start() -> Api {
         Self::start_with_ttl_ms(300).await
     }
 
-    pub async fn start_with_ttl_ms(ttl_ms: u64) -> Api {
+    pub(crate) async fn start_with_ttl_ms(ttl_ms: u64) -> Api {
         crate::support::init_tracing();
         let db = TestDatabase::migrated().await;
         let ingest = if direct_seed() {
@@ -180,7 +183,7 @@ impl Api {
 
     /// Makes `logs` and `identities` visible to the API: through Kafka and the ingest worker,
     /// or (`LOGBUS_API_TEST_DIRECT_SEED=1`) by inserting rows.
-    pub async fn seed(&self, logs: &[LogEvent], identities: &[IdentityEvent]) {
+    pub(crate) async fn seed(&self, logs: &[LogEvent], identities: &[IdentityEvent]) {
         match &self.ingest {
             Some(ingest) => {
                 let log_payloads: Vec<(String, String)> = logs
@@ -246,12 +249,12 @@ impl Api {
     }
 
     /// Records that rows were removed (by DELETE), so that later seeds wait for the right count.
-    pub fn forget_logs(&self, n: u64) {
+    pub(crate) fn forget_logs(&self, n: u64) {
         self.seeded_logs
             .fetch_sub(n, std::sync::atomic::Ordering::SeqCst);
     }
 
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -272,7 +275,7 @@ impl Api {
     }
 
     /// GET as `caller` (or anonymously); returns the status and the JSON body.
-    pub async fn get(&self, path: &str, caller: Option<Caller>) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str, caller: Option<Caller>) -> (u16, Value) {
         let id;
         let mut headers = Vec::new();
         if let Some(caller) = caller {
@@ -285,7 +288,7 @@ impl Api {
     }
 
     /// GET as `caller`, asserting success; returns `data`.
-    pub async fn data(&self, path: &str, caller: Caller) -> Value {
+    pub(crate) async fn data(&self, path: &str, caller: Caller) -> Value {
         let (status, body) = self.get(path, Some(caller)).await;
         assert_eq!(status, 200, "{path}: {body}");
         assert_eq!(body["success"], true, "{path}: {body}");
@@ -293,7 +296,7 @@ impl Api {
         body["data"].clone()
     }
 
-    pub async fn finish(mut self) {
+    pub(crate) async fn finish(mut self) {
         if let Some(server) = self.server.take() {
             server.stop().await;
         }

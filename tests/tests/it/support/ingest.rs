@@ -16,7 +16,7 @@ use serde::Deserialize;
 /// for the metrics endpoint, and the shorter session and flush interval tests want; every
 /// other setting at its default. Built explicitly, never from the caller's `LOGBUS_*`
 /// environment.
-pub fn worker_config(
+pub(crate) fn worker_config(
     database: &str,
     [logs, identity, dlq]: [&str; 3],
     group_id: &str,
@@ -38,7 +38,7 @@ pub fn worker_config(
 }
 
 /// One test's private database, topics and consumer group.
-pub struct IngestStack {
+pub(crate) struct IngestStack {
     pub db: TestDatabase,
     pub logs_topic: String,
     pub identity_topic: String,
@@ -48,7 +48,7 @@ pub struct IngestStack {
 }
 
 impl IngestStack {
-    pub async fn new(partitions: i32) -> Self {
+    pub(crate) async fn new(partitions: i32) -> Self {
         crate::support::init_tracing();
         let db = TestDatabase::migrated().await;
         Self {
@@ -62,7 +62,7 @@ impl IngestStack {
     }
 
     /// The worker configuration over this stack (see [`worker_config`]).
-    pub fn config(&self) -> IngestConfig {
+    pub(crate) fn config(&self) -> IngestConfig {
         worker_config(
             &self.db.name,
             [&self.logs_topic, &self.identity_topic, &self.dlq_topic],
@@ -70,7 +70,7 @@ impl IngestStack {
         )
     }
 
-    pub async fn totals(&self) -> Totals {
+    pub(crate) async fn totals(&self) -> Totals {
         self.db
             .client
             .query(
@@ -86,7 +86,7 @@ impl IngestStack {
             .expect("totals query")
     }
 
-    pub async fn wait_for_rows(&self, rows: u64, timeout: Duration) -> Totals {
+    pub(crate) async fn wait_for_rows(&self, rows: u64, timeout: Duration) -> Totals {
         eventually(&format!("{rows} rows in logs"), timeout, || async {
             let totals = self.totals().await;
             (totals.rows >= rows).then_some(totals)
@@ -96,7 +96,7 @@ impl IngestStack {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Row, Deserialize)]
-pub struct Totals {
+pub(crate) struct Totals {
     pub rows: u64,
     pub distinct_ids: u64,
     pub quota: i64,
@@ -107,7 +107,7 @@ pub struct Totals {
 impl Totals {
     /// Exactly `rows` rows with distinct event ids and `quota` in all, in `logs` and in the
     /// `logs_minute` rollup alike: nothing lost, nothing duplicated.
-    pub fn assert_exact(&self, rows: u64, quota: i64) {
+    pub(crate) fn assert_exact(&self, rows: u64, quota: i64) {
         assert_eq!(self.rows, rows, "raw rows: {self:?}");
         assert_eq!(self.distinct_ids, rows, "distinct event ids: {self:?}");
         assert_eq!(self.quota, quota, "raw quota: {self:?}");
@@ -117,14 +117,14 @@ impl Totals {
 }
 
 /// A generated event: partition key, JSON payload, quota.
-pub struct Event {
+pub(crate) struct Event {
     pub key: String,
     pub payload: Vec<u8>,
     pub quota: i64,
 }
 
 /// `count` realistic events from the load generator, spread over the last hour.
-pub fn events(seed: u64, count: usize) -> Vec<Event> {
+pub(crate) fn events(seed: u64, count: usize) -> Vec<Event> {
     let mut generator = Generator::new(seed, 300);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -143,13 +143,13 @@ pub fn events(seed: u64, count: usize) -> Vec<Event> {
 }
 
 /// A producer for bulk publishing to the test stack's broker.
-pub fn fast_producer() -> FutureProducer {
+pub(crate) fn fast_producer() -> FutureProducer {
     fast_producer_on(&kafka_brokers())
 }
 
 /// A producer for bulk publishing to `brokers`; it waits out a broker restart (two minutes of
 /// retries) rather than dropping events.
-pub fn fast_producer_on(brokers: &str) -> FutureProducer {
+pub(crate) fn fast_producer_on(brokers: &str) -> FutureProducer {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "20")
@@ -161,7 +161,7 @@ pub fn fast_producer_on(brokers: &str) -> FutureProducer {
 }
 
 /// Publishes events (keyed by user id) and waits for every acknowledgement.
-pub async fn publish_events(producer: &FutureProducer, topic: &str, events: &[Event]) {
+pub(crate) async fn publish_events(producer: &FutureProducer, topic: &str, events: &[Event]) {
     for chunk in events.chunks(5_000) {
         let sends = chunk.iter().map(|event| {
             producer.send(
@@ -178,7 +178,7 @@ pub async fn publish_events(producer: &FutureProducer, topic: &str, events: &[Ev
 }
 
 /// Publishes one payload to an explicit partition.
-pub async fn publish_to_partition(
+pub(crate) async fn publish_to_partition(
     producer: &FutureProducer,
     topic: &str,
     partition: i32,
@@ -196,7 +196,7 @@ pub async fn publish_to_partition(
 }
 
 /// A valid event with a fresh id and zero quota, used as an end-of-stream marker.
-pub fn marker_event(user_id: i64) -> Vec<u8> {
+pub(crate) fn marker_event(user_id: i64) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "event_id": uuid::Uuid::new_v4(),
         "created_at": std::time::SystemTime::now()
@@ -213,7 +213,7 @@ pub fn marker_event(user_id: i64) -> Vec<u8> {
 
 /// A consumer reading `stack`'s dead-letter topic from the beginning (outside any group's
 /// commits, so every test sees every letter).
-pub fn dlq_reader(stack: &IngestStack) -> rdkafka::consumer::StreamConsumer {
+pub(crate) fn dlq_reader(stack: &IngestStack) -> rdkafka::consumer::StreamConsumer {
     use rdkafka::consumer::Consumer;
     let consumer: rdkafka::consumer::StreamConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", crate::support::kafka_brokers())

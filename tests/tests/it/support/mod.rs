@@ -4,9 +4,9 @@
 //! The stack is started by `make test` (or `make up`); the addresses come from
 //! `LOGBUS_TEST_KAFKA` and `LOGBUS_TEST_CLICKHOUSE`.
 
-pub mod api;
-pub mod ingest;
-pub mod services;
+pub(crate) mod api;
+pub(crate) mod ingest;
+pub(crate) mod services;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -18,11 +18,11 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-pub fn kafka_brokers() -> String {
+pub(crate) fn kafka_brokers() -> String {
     std::env::var("LOGBUS_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
-pub fn clickhouse_url() -> String {
+pub(crate) fn clickhouse_url() -> String {
     std::env::var("LOGBUS_TEST_CLICKHOUSE").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
 }
 
@@ -30,7 +30,7 @@ pub fn clickhouse_url() -> String {
 /// `prefix_<test>_<12 hex>`, where `<test>` is the last segment of the running test's name
 /// (the test harness names each test's thread after the test). Databases and topics get such
 /// names, so a database a failing test kept can be traced to its test.
-pub fn unique_name(prefix: &str) -> String {
+pub(crate) fn unique_name(prefix: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     format!("{prefix}_{}_{}", current_test_name(), &id[..12])
 }
@@ -53,7 +53,7 @@ fn current_test_name() -> String {
 /// Held by each test that runs services as processes of their own (brokers, ClickHouse fronts,
 /// worker processes): they run one at a time, so that on a 2-core machine they never compete
 /// with each other for CPU and their timeouts stay meaningful. The other tests run alongside.
-pub async fn heavy_test() -> tokio::sync::MutexGuard<'static, ()> {
+pub(crate) async fn heavy_test() -> tokio::sync::MutexGuard<'static, ()> {
     static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     HEAVY.lock().await
 }
@@ -61,16 +61,16 @@ pub async fn heavy_test() -> tokio::sync::MutexGuard<'static, ()> {
 /// A scratch folder for one test's data and logs, named after the test; removed at the end
 /// unless the test failed or `LOGBUS_TEST_KEEP` is set (then its path is printed).
 #[derive(Debug)]
-pub struct Scratch(std::path::PathBuf);
+pub(crate) struct Scratch(std::path::PathBuf);
 
 impl Scratch {
-    pub fn new(prefix: &str) -> Self {
+    pub(crate) fn new(prefix: &str) -> Self {
         let dir = std::env::temp_dir().join(unique_name(prefix));
         std::fs::create_dir_all(&dir).expect("create scratch folder");
         Self(dir)
     }
 
-    pub fn path(&self) -> &std::path::Path {
+    pub(crate) fn path(&self) -> &std::path::Path {
         &self.0
     }
 }
@@ -86,7 +86,7 @@ impl Drop for Scratch {
 }
 
 /// A loopback port free at the time of the call (for a server or proxy a test starts).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -94,7 +94,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn init_tracing() {
+pub(crate) fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -105,7 +105,7 @@ pub fn init_tracing() {
 }
 
 /// A ClickHouse client with no database selected, checked to be reachable.
-pub async fn clickhouse_client() -> Client {
+pub(crate) async fn clickhouse_client() -> Client {
     let client = Client::default().with_url(clickhouse_url());
     let ping = client.query("SELECT 1").fetch_one::<u8>().await;
     assert!(
@@ -117,7 +117,7 @@ pub async fn clickhouse_client() -> Client {
 }
 
 /// A fresh database with the logbus schema applied.
-pub struct TestDatabase {
+pub(crate) struct TestDatabase {
     pub name: String,
     /// A client whose default database is this one.
     pub client: Client,
@@ -158,7 +158,7 @@ async fn drop_stale_test_databases(root: &Client) {
 }
 
 impl TestDatabase {
-    pub async fn migrated() -> Self {
+    pub(crate) async fn migrated() -> Self {
         let name = unique_name("test");
         let root = clickhouse_client().await;
         drop_stale_test_databases(&root).await;
@@ -171,7 +171,7 @@ impl TestDatabase {
         }
     }
 
-    pub async fn count(&self, sql: &str) -> u64 {
+    pub(crate) async fn count(&self, sql: &str) -> u64 {
         self.client
             .query(sql)
             .fetch_one::<u64>()
@@ -179,14 +179,14 @@ impl TestDatabase {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
-    pub async fn drop_database(self) {
+    pub(crate) async fn drop_database(self) {
         drop_database_named(&clickhouse_client().await, &self.name)
             .await
             .expect("drop test database");
     }
 }
 
-pub fn admin_client(brokers: &str) -> AdminClient<DefaultClientContext> {
+pub(crate) fn admin_client(brokers: &str) -> AdminClient<DefaultClientContext> {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
@@ -195,13 +195,13 @@ pub fn admin_client(brokers: &str) -> AdminClient<DefaultClientContext> {
 
 /// Creates a topic with a unique name and `partitions` partitions on the test stack's broker,
 /// and returns its name.
-pub async fn create_topic(prefix: &str, partitions: i32) -> String {
+pub(crate) async fn create_topic(prefix: &str, partitions: i32) -> String {
     create_topic_on(&kafka_brokers(), prefix, partitions, 1).await
 }
 
 /// Creates a topic with a unique name on `brokers` (a private broker or cluster), retried
 /// until the brokers answer: this is also the readiness check of freshly started brokers.
-pub async fn create_topic_on(
+pub(crate) async fn create_topic_on(
     brokers: &str,
     prefix: &str,
     partitions: i32,
@@ -233,7 +233,7 @@ pub async fn create_topic_on(
     name
 }
 
-pub fn producer() -> FutureProducer {
+pub(crate) fn producer() -> FutureProducer {
     ClientConfig::new()
         .set("bootstrap.servers", kafka_brokers())
         .set("linger.ms", "5")
@@ -243,7 +243,7 @@ pub fn producer() -> FutureProducer {
 }
 
 /// Publishes `payloads` (key, value) and waits until the broker acknowledged each.
-pub async fn publish<K, V>(producer: &FutureProducer, topic: &str, payloads: &[(K, V)])
+pub(crate) async fn publish<K, V>(producer: &FutureProducer, topic: &str, payloads: &[(K, V)])
 where
     K: AsRef<[u8]>,
     V: AsRef<[u8]>,
@@ -263,7 +263,7 @@ where
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
 /// This is the readiness check that replaces fixed sleeps in tests.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,

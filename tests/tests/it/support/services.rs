@@ -17,18 +17,18 @@ use tokio::task::JoinHandle;
 
 /// The ClickHouse settings of the test stack for `database`, from an explicit base (never from
 /// the caller's `LOGBUS_*` environment).
-pub fn clickhouse_args(database: &str) -> ClickHouseArgs {
+pub(crate) fn clickhouse_args(database: &str) -> ClickHouseArgs {
     ClickHouseArgs::new(crate::support::clickhouse_url(), database)
 }
 
 /// A query-API config on port 0 over `clickhouse`, every other setting at its default.
-pub fn api_config(clickhouse: ClickHouseArgs) -> Config {
+pub(crate) fn api_config(clickhouse: ClickHouseArgs) -> Config {
     Config::new("127.0.0.1:0".parse().expect("address"), clickhouse)
 }
 
 /// The query API serving in this process until [`ServedApi::stop`] (or until dropped).
 #[derive(Debug)]
-pub struct ServedApi {
+pub(crate) struct ServedApi {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
     shutdown: Option<oneshot::Sender<()>>,
@@ -36,7 +36,7 @@ pub struct ServedApi {
 }
 
 impl ServedApi {
-    pub async fn start(config: &Config) -> Self {
+    pub(crate) async fn start(config: &Config) -> Self {
         let server = Server::bind(config).await.expect("bind the query API");
         let base = format!("http://{}", server.local_addr());
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -56,7 +56,7 @@ impl ServedApi {
     }
 
     /// Graceful shutdown: open requests finish, then the server returns.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -74,14 +74,14 @@ impl Drop for ServedApi {
 /// An ingest worker running in this process, bound (its metrics address known) before it
 /// runs; [`InProcessWorker::stop`] stops it the way SIGTERM stops the binary.
 #[derive(Debug)]
-pub struct InProcessWorker {
+pub(crate) struct InProcessWorker {
     metrics_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), logbus_ingest::Error>>>,
 }
 
 impl InProcessWorker {
-    pub async fn start(config: IngestConfig) -> Self {
+    pub(crate) async fn start(config: IngestConfig) -> Self {
         let worker = Worker::bind(config).await.expect("the worker binds");
         let metrics_addr = worker.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -95,11 +95,11 @@ impl InProcessWorker {
         }
     }
 
-    pub fn metrics_addr(&self) -> SocketAddr {
+    pub(crate) fn metrics_addr(&self) -> SocketAddr {
         self.metrics_addr
     }
 
-    pub async fn stop(mut self) -> Result<(), logbus_ingest::Error> {
+    pub(crate) async fn stop(mut self) -> Result<(), logbus_ingest::Error> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -144,7 +144,7 @@ const SERVING: &str = "serving /healthz, /readyz and /metrics";
 /// `log`; its metrics address is read from its own log line, so it binds port 0 like the
 /// in-process worker. Dropping it SIGKILLs it.
 #[derive(Debug)]
-pub struct WorkerProcess {
+pub(crate) struct WorkerProcess {
     process: Process,
     metrics_addr: Option<SocketAddr>,
 }
@@ -153,7 +153,7 @@ impl WorkerProcess {
     /// Starts the worker with `config` (its `http_addr` should ask for port 0) and, when
     /// given, a fail point (`after-insert:N`). Returns once the worker logged its metrics
     /// address, or once it exited (a fail point may end it first).
-    pub async fn spawn(config: &IngestConfig, fail_point: Option<&str>, log: &Path) -> Self {
+    pub(crate) async fn spawn(config: &IngestConfig, fail_point: Option<&str>, log: &Path) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_logbus-ingest-under-test"));
         command
             .args(worker_args(config))
@@ -181,12 +181,8 @@ impl WorkerProcess {
         }
     }
 
-    pub fn process(&mut self) -> &mut Process {
-        &mut self.process
-    }
-
     /// `http://<metrics address><path>`, status and body; `None` if it does not answer.
-    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+    pub(crate) async fn get(&self, path: &str) -> Option<(u16, String)> {
         let addr = self.metrics_addr?;
         let response = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
@@ -201,7 +197,7 @@ impl WorkerProcess {
     }
 
     /// Waits until `/readyz` answers 200 (`ready`) or 503, failing if the process exits.
-    pub async fn wait_ready(&mut self, ready: bool, timeout: Duration) {
+    pub(crate) async fn wait_ready(&mut self, ready: bool, timeout: Duration) {
         let want = if ready { 200 } else { 503 };
         let url = format!(
             "http://{}/readyz",
@@ -220,24 +216,24 @@ impl WorkerProcess {
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
-    pub fn assert_running(&mut self) {
+    pub(crate) fn assert_running(&mut self) {
         self.process
             .check_running()
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
-    pub fn signal(&self, signal: Signal) {
+    pub(crate) fn signal(&self, signal: Signal) {
         self.process.signal(signal).expect("signal the worker");
     }
 
-    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+    pub(crate) async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         self.process
             .wait_exit(timeout)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    pub fn log_tail(&self, lines: usize) -> String {
+    pub(crate) fn log_tail(&self, lines: usize) -> String {
         self.process.log_tail(lines)
     }
 }
@@ -254,7 +250,7 @@ fn logged_metrics_addr(log: &Path) -> Option<SocketAddr> {
 
 /// A metric's value in a Prometheus text exposition: the sample whose name and labels are
 /// exactly `series` (e.g. `logbus_ingest_retries_total{op="insert_logs"}`), 0 when absent.
-pub fn metric(exposition: &str, series: &str) -> f64 {
+pub(crate) fn metric(exposition: &str, series: &str) -> f64 {
     exposition
         .lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
