@@ -23,6 +23,8 @@ pub const DEFAULT_HTTP_ADDR: SocketAddr =
 pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_MAX_POLL_INTERVAL_MS: u64 = 300_000;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 20_000;
+pub const DEFAULT_LAG_INTERVAL_MS: u64 = 1_000;
+pub const DEFAULT_KAFKA_UNREACHABLE_AFTER_MS: u64 = 5_000;
 
 /// Configuration of the ingest worker. Every flag can also be set through its `LOGBUS_*`
 /// environment variable. Its `Debug` shows no secret (the password is a `Secret`).
@@ -90,6 +92,18 @@ pub struct IngestConfig {
         default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_MS
     )]
     pub shutdown_timeout_ms: u64,
+    /// How often the consumer lag is measured (high watermarks and the group's committed
+    /// offsets, read from the broker); each measurement is also the Kafka reachability probe.
+    #[arg(long, env = "LOGBUS_LAG_INTERVAL_MS", default_value_t = DEFAULT_LAG_INTERVAL_MS)]
+    pub lag_interval_ms: u64,
+    /// /readyz answers 503 (`kafka unreachable`) when no probe of the broker succeeded for
+    /// this long.
+    #[arg(
+        long,
+        env = "LOGBUS_KAFKA_UNREACHABLE_AFTER_MS",
+        default_value_t = DEFAULT_KAFKA_UNREACHABLE_AFTER_MS
+    )]
+    pub kafka_unreachable_after_ms: u64,
     /// Testing only: `after-insert:N` aborts the process right after the N-th successful
     /// ClickHouse insert of log rows, before its offsets are committed.
     #[arg(long, env = "LOGBUS_FAIL_POINT", hide = true)]
@@ -115,6 +129,8 @@ impl IngestConfig {
             session_timeout_ms: DEFAULT_SESSION_TIMEOUT_MS,
             max_poll_interval_ms: DEFAULT_MAX_POLL_INTERVAL_MS,
             shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
+            lag_interval_ms: DEFAULT_LAG_INTERVAL_MS,
+            kafka_unreachable_after_ms: DEFAULT_KAFKA_UNREACHABLE_AFTER_MS,
             fail_point: None,
         }
     }
@@ -134,6 +150,11 @@ impl IngestConfig {
         if self.kafka.logs_topic == self.kafka.identity_topic {
             return Err(Error::Config(
                 "the logs and identity topics must differ".into(),
+            ));
+        }
+        if self.lag_interval_ms == 0 || self.kafka_unreachable_after_ms < self.lag_interval_ms {
+            return Err(Error::Config(
+                "lag-interval-ms must be positive and at most kafka-unreachable-after-ms".into(),
             ));
         }
         logbus_projections::validate_database_name(&self.clickhouse.database)?;
@@ -191,6 +212,12 @@ mod tests {
         assert!(config.validate().is_err());
         let mut config = self::config();
         config.fail_point = Some("nowhere".into());
+        assert!(config.validate().is_err());
+        let mut config = self::config();
+        config.lag_interval_ms = 0;
+        assert!(config.validate().is_err());
+        let mut config = self::config();
+        config.kafka_unreachable_after_ms = config.lag_interval_ms - 1;
         assert!(config.validate().is_err());
     }
 

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use crate::batch::{Batch, Limits};
 use crate::consumer::{Committer, LogConsumer, RebalanceEvent};
 use crate::dead_letter::{DeadLetterQueue, SentLetter};
-use crate::http::Readiness;
+use crate::http::{Phase, Readiness};
 use crate::metrics::names;
 use crate::plan::{Plan, Start};
 use crate::retry::Retrier;
@@ -118,7 +118,7 @@ impl ConsumeLoop {
             self.flush_due(false).await?;
         }
         tracing::info!("shutdown requested: flushing and committing");
-        self.parts.readiness.set_ready(false);
+        self.parts.readiness.set_phase(Phase::Stopping);
         self.parts.retrier.shutdown_deadline();
         self.apply_rebalance_events();
         self.flush_due(true).await?;

@@ -22,6 +22,9 @@ pub(crate) mod names {
     pub(crate) const REBALANCES: &str = "logbus_ingest_rebalances_total";
     pub(crate) const PAUSED: &str = "logbus_ingest_clickhouse_unavailable";
     pub(crate) const REPLAYED_BATCHES: &str = "logbus_ingest_replayed_batches_total";
+    pub(crate) const CONSUMER_LAG: &str = "logbus_ingest_consumer_lag";
+    // A gauge despite its suffix: the sum of `CONSUMER_LAG` over this worker's partitions.
+    pub(crate) const CONSUMER_LAG_TOTAL: &str = "logbus_ingest_consumer_lag_total";
 }
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -89,5 +92,13 @@ fn describe() {
     describe_counter!(
         names::REPLAYED_BATCHES,
         "Batches cut at recorded intent boundaries after a restart or rebalance"
+    );
+    describe_gauge!(
+        names::CONSUMER_LAG,
+        "Messages of an assigned partition not yet committed by the group: high watermark minus committed offset (low watermark if none), by topic and partition; 0 once revoked"
+    );
+    describe_gauge!(
+        names::CONSUMER_LAG_TOTAL,
+        "Sum of logbus_ingest_consumer_lag over the partitions assigned to this worker"
     );
 }

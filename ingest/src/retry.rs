@@ -232,9 +232,7 @@ impl Retrier {
                     if failing && mode == Mode::Running {
                         tracing::info!(op, "ClickHouse is back");
                         gauge!(names::PAUSED).set(0.0);
-                        if self.stopping().is_none() {
-                            self.readiness.set_ready(true);
-                        }
+                        self.readiness.set_clickhouse_unavailable(false);
                     }
                     return Ok(value);
                 }
@@ -255,7 +253,7 @@ impl Retrier {
                     }
                     if !failing && mode == Mode::Running {
                         gauge!(names::PAUSED).set(1.0);
-                        self.readiness.set_ready(false);
+                        self.readiness.set_clickhouse_unavailable(true);
                     }
                     failing = true;
                     tracing::warn!(op, error = %e, retry_in = ?wait, "ClickHouse call failed");

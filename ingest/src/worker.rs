@@ -15,7 +15,8 @@ use tokio::sync::watch;
 
 use crate::consume::{ConsumeLoop, Parts};
 use crate::dead_letter::DeadLetterQueue;
-use crate::http::Readiness;
+use crate::http::{Phase, Readiness};
+use crate::monitor::LagMonitor;
 use crate::retry::Retrier;
 use crate::store::Store;
 use crate::writer::Writer;
@@ -88,11 +89,13 @@ impl Worker {
         });
         let shutdown_task = AbortOnDrop(Some(shutdown_task));
         tracing::info!(config = ?self.config, "starting ingest worker");
-        let readiness = Readiness::default();
+        let readiness = Readiness::new(Duration::from_millis(
+            self.config.kafka_unreachable_after_ms,
+        ));
         let http_task = AbortOnDrop(Some(crate::http::serve(self.listener, readiness.clone())));
         tracing::info!(http_addr = %self.metrics_addr, "serving /healthz, /readyz and /metrics");
         let result = run_consuming(self.config, readiness.clone(), stop).await;
-        readiness.set_ready(false);
+        readiness.set_phase(Phase::Stopping);
         http_task.stop().await;
         shutdown_task.stop().await;
         result
@@ -121,7 +124,13 @@ async fn run_consuming(
         .set("message.timeout.ms", "30000")
         .create()?;
     let dlq = DeadLetterQueue::new(producer, config.dlq_topic.clone());
-    readiness.set_ready(true);
+    let monitor = LagMonitor::start(
+        consumer.clone(),
+        config.kafka.logs_topic.clone(),
+        readiness.clone(),
+        Duration::from_millis(config.lag_interval_ms),
+    );
+    readiness.set_phase(Phase::Running);
     let writer = Writer::new(
         &config.group_id,
         store.clone(),
@@ -140,7 +149,9 @@ async fn run_consuming(
         readiness,
         stop,
     });
-    consume.run().await
+    let result = consume.run().await;
+    monitor.stop().await;
+    result
 }
 
 #[cfg(test)]
