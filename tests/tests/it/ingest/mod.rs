@@ -4,6 +4,7 @@
 mod clickhouse_outage;
 mod crash;
 mod exactly_once;
+mod lag;
 mod malformed;
 mod rebalance;
 mod service_restarts;

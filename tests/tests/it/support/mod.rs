@@ -6,6 +6,7 @@
 
 pub(crate) mod api;
 pub(crate) mod ingest;
+pub(crate) mod proxy;
 pub(crate) mod services;
 
 use std::future::Future;
