@@ -304,16 +304,18 @@ pub(crate) fn copy_chunk(rows: &[LogRow]) -> Bytes {
     let mut buf = Vec::with_capacity(rows.len() * 400);
     for r in rows {
         let _ = write!(buf, "{}\t{}\t{}\t", r.user_id, r.created_at, r.log_type);
-        push_text(&mut buf, &r.content);
-        buf.push(b'\t');
-        push_text(&mut buf, &r.username);
-        buf.push(b'\t');
-        push_text(&mut buf, &r.token_name);
-        buf.push(b'\t');
-        push_text(&mut buf, &r.model_name);
+        for (i, text) in [&r.content, &r.username, &r.token_name, &r.model_name]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                buf.push(b'\t');
+            }
+            push_text(&mut buf, text);
+        }
         let _ = write!(
             buf,
-            "\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t",
+            "\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             r.quota,
             r.prompt_tokens,
             r.completion_tokens,
@@ -322,11 +324,10 @@ pub(crate) fn copy_chunk(rows: &[LogRow]) -> Bytes {
             r.channel_id,
             r.token_id
         );
-        push_text(&mut buf, &r.group);
-        buf.push(b'\t');
-        push_text(&mut buf, &r.ip);
-        buf.push(b'\t');
-        push_text(&mut buf, &r.other);
+        for text in [&r.group, &r.ip, &r.other] {
+            buf.push(b'\t');
+            push_text(&mut buf, text);
+        }
         buf.push(b'\n');
     }
     Bytes::from(buf)

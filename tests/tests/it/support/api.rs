@@ -24,23 +24,17 @@ pub(crate) struct Caller {
     pub token: &'static str,
 }
 
-pub(crate) const ADMIN: Caller = Caller {
-    id: 1,
-    token: "admin-access-token",
-};
-pub(crate) const ALICE: Caller = Caller {
-    id: 2,
-    token: "alice-access-token",
-};
-pub(crate) const BOB: Caller = Caller {
-    id: 3,
-    token: "bob-access-token",
-};
+impl Caller {
+    const fn new(id: i64, token: &'static str) -> Self {
+        Self { id, token }
+    }
+}
+
+pub(crate) const ADMIN: Caller = Caller::new(1, "admin-access-token");
+pub(crate) const ALICE: Caller = Caller::new(2, "alice-access-token");
+pub(crate) const BOB: Caller = Caller::new(3, "bob-access-token");
 /// A user whose status is 2 (disabled).
-pub(crate) const BANNED: Caller = Caller {
-    id: 4,
-    token: "banned-access-token",
-};
+pub(crate) const BANNED: Caller = Caller::new(4, "banned-access-token");
 
 /// Alice's API token (id 21), enabled.
 pub(crate) const ALICE_KEY: &str = "sk-alicekey0000000000000000000001";
