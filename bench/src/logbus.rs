@@ -2,11 +2,12 @@
 //! child processes (their release binaries), Kafka produce / raw consume.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clickhouse::Client;
+use logbus_devstack::{ChFront, Process};
 use logbus_projections::rows::{LogRow, TokenRow, UserRow};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -88,67 +89,29 @@ pub(crate) async fn storage(c: &Client, db: &str) -> Result<(u64, u64, Vec<Strin
     Ok((bytes, count(c, "logs").await?, names))
 }
 
-/// A child process killed (SIGTERM, then SIGKILL) when dropped.
-pub(crate) struct Proc {
-    pub child: Child,
-}
-
-impl Proc {
-    pub(crate) fn spawn(bin: &Path, envs: &[(&str, String)], log: &Path) -> Result<Proc> {
-        if !bin.exists() {
-            bail!(
-                "{} not built: run `cargo build --release -p logbus-ingest -p logbus-query-api`",
-                bin.display()
-            );
-        }
-        let out = std::fs::File::create(log)?;
-        let mut cmd = Command::new(bin);
-        cmd.stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            // LOGBUS_BENCH_LOG: the children's RUST_LOG, e.g. `logbus_ingest=debug` to see
-            // per-batch timings in .devstack/bench/ingest.log.
-            .env(
-                "RUST_LOG",
-                std::env::var("LOGBUS_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned()),
-            );
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        Ok(Proc {
-            child: cmd
-                .spawn()
-                .with_context(|| format!("spawning {}", bin.display()))?,
-        })
+/// Starts a logbus release binary with `envs` and its output appended to `log`; the
+/// [`Process`] is SIGKILLed if dropped before it is stopped.
+pub(crate) fn spawn_service(bin: &Path, envs: &[(&str, String)], log: &Path) -> Result<Process> {
+    if !bin.exists() {
+        bail!(
+            "{} not built: run `cargo build --release -p logbus-ingest -p logbus-query-api`",
+            bin.display()
+        );
     }
-
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
+    let mut cmd = Command::new(bin);
+    // LOGBUS_BENCH_LOG: the children's RUST_LOG, e.g. `logbus_ingest=debug` to see per-batch
+    // timings in .devstack/bench/ingest.log.
+    cmd.env(
+        "RUST_LOG",
+        std::env::var("LOGBUS_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned()),
+    );
+    for (k, v) in envs {
+        cmd.env(k, v);
     }
-
-    pub(crate) fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    pub(crate) fn stop(&mut self) {
-        if self.alive() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.pid().to_string()])
-                .status();
-            let until = Instant::now() + Duration::from_secs(25);
-            while Instant::now() < until && self.alive() {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
+    let name = bin
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    Ok(Process::spawn(&name, &mut cmd, log)?)
 }
 
 pub(crate) fn release_bin(name: &str) -> PathBuf {
@@ -296,52 +259,16 @@ pub(crate) fn raw_consume(
     Ok((n, secs))
 }
 
-/// Starts the dev stack's ClickHouse front (devstack/chfront/chfront.py in the devstack venv)
-/// on 127.0.0.1:`port` with a fresh data dir under `work_dir`.
-pub(crate) async fn start_chfront(work_dir: &Path, port: u16) -> Result<Proc> {
-    let repo = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let ds = std::env::var("LOGBUS_DEVSTACK_DIR")
-        .map(PathBuf::from)
-        .map(|p| if p.is_absolute() { p } else { repo.join(p) })
-        .unwrap_or_else(|_| repo.join(".devstack"));
-    let python = ds.join("venv/bin/python");
+/// Starts the dev stack's ClickHouse front on 127.0.0.1:`port` with a fresh data dir under
+/// `work_dir`.
+pub(crate) async fn start_chfront(work_dir: &Path, port: u16) -> Result<ChFront> {
     let data = work_dir.join("clickhouse");
     if data.exists() {
         std::fs::remove_dir_all(&data)?;
     }
-    std::fs::create_dir_all(&data)?;
-    if !python.exists() {
-        bail!("{} missing: run `make install`", python.display());
-    }
-    let mut cmd = Command::new(&python);
-    cmd.arg(repo.join("devstack/chfront/chfront.py"))
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--data"])
-        .arg(&data)
-        .stdin(Stdio::null());
-    let log = std::fs::File::create(work_dir.join("chfront.log"))?;
-    cmd.stdout(log.try_clone()?).stderr(log);
-    let mut p = Proc {
-        child: cmd.spawn().context("starting chfront")?,
-    };
-    let client = reqwest::Client::new();
-    let start = Instant::now();
-    loop {
-        if let Ok(r) = client
-            .get(format!("http://127.0.0.1:{port}/ping"))
-            .send()
-            .await
-            && r.status().is_success()
-        {
-            return Ok(p);
-        }
-        if !p.alive() || start.elapsed() > Duration::from_secs(60) {
-            bail!(
-                "chfront did not start on port {port}: see {}",
-                work_dir.join("chfront.log").display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let log = work_dir.join("chfront.log");
+    let _ = std::fs::remove_file(&log);
+    Ok(ChFront::start(port, data, log).await?)
 }
 
 /// Largest contributors to logbus's bytes on disk: (name, compressed bytes), columns of the

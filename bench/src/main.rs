@@ -268,7 +268,7 @@ async fn suite(mut cfg: Config) -> Result<()> {
         None
     } else {
         let mut r = Ingest::default();
-        let ch_pid = _chfront.as_ref().map(|p| p.pid());
+        let ch_pid = _chfront.as_ref().and_then(|p| p.pid());
         if let Err(e) = ingest(&cfg, &work_dir, &pg, ch_pid, &mut r).await {
             eprintln!("bench: ingest measurement failed: {e:#}");
             r.error = Some(format!("{e:#}"));
@@ -382,14 +382,14 @@ async fn ingest(
         ("LOGBUS_CLICKHOUSE_DATABASE", db.to_string()),
         ("LOGBUS_HTTP_ADDR", "127.0.0.1:9477".to_string()),
     ];
-    let mut worker = logbus::Proc::spawn(
+    let mut worker = logbus::spawn_service(
         &logbus::release_bin("logbus-ingest"),
         &envs,
         &work_dir.join("ingest.log"),
     )?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     anyhow::ensure!(
-        worker.alive(),
+        worker.exited().is_none(),
         "logbus-ingest exited at startup: see {}",
         work_dir.join("ingest.log").display()
     );
@@ -430,7 +430,10 @@ async fn ingest(
         if c >= n {
             break;
         }
-        anyhow::ensure!(worker.alive(), "logbus-ingest exited during the run");
+        anyhow::ensure!(
+            worker.exited().is_none(),
+            "logbus-ingest exited during the run"
+        );
         anyhow::ensure!(
             t0i.elapsed() < timeout,
             "only {c}/{n} rows queryable after {timeout:?}"
@@ -523,7 +526,7 @@ async fn ingest(
     eprintln!(
         "bench: freshness at {rate:.0} events/s: p50 {p50:.0} ms, p99 {p99:.0} ms ({cnt}/{sent} rows)"
     );
-    worker.stop();
+    worker.stop(Duration::from_secs(25)).await?;
 
     // 3. The broker's raw consume rate of the same topic (all N + freshness events).
     let expect = n + sent;
@@ -677,7 +680,7 @@ async fn query_suite(
     );
 
     // Queries.
-    let mut api = logbus::Proc::spawn(
+    let mut api = logbus::spawn_service(
         &logbus::release_bin("logbus-query-api"),
         &[
             ("LOGBUS_API_LISTEN", format!("127.0.0.1:{}", cfg.api_port)),
@@ -699,7 +702,7 @@ async fn query_suite(
         .is_err()
     {
         anyhow::ensure!(
-            api.alive(),
+            api.exited().is_none(),
             "logbus-query-api exited: see {}",
             work_dir.join("query-api.log").display()
         );
@@ -744,7 +747,7 @@ async fn query_suite(
     q.cases
         .push((queries::FLOOR_CLICKHOUSE.to_string(), ch_floor, pg_floor));
     running.store(false, Ordering::Relaxed);
-    api.stop();
+    api.stop(Duration::from_secs(25)).await?;
     Ok(())
 }
 
@@ -789,7 +792,7 @@ fn report(
     );
     let _ = writeln!(
         s,
-        "- **stack:** Kafka {} (dev stack tansu broker, in-memory); ClickHouse {}; logbus-ingest and logbus-query-api release builds; baseline {pg_version} (Debian package, loopback, shared_buffers {}, synchronous_commit on)",
+        "- **stack:** Kafka {} (the dev stack's Apache Kafka 4.1.2, KRaft, one node); ClickHouse {}; logbus-ingest and logbus-query-api release builds; baseline {pg_version} (Debian package, loopback, shared_buffers {}, synchronous_commit on)",
         cfg.brokers,
         if cfg.clickhouse_url.as_deref()
             == Some(format!("http://127.0.0.1:{}", cfg.ch_port).as_str())
