@@ -93,6 +93,78 @@ impl IngestStack {
         })
         .await
     }
+
+    /// Waits (up to `timeout`) for `rows` rows, checks exactly-once, then checks again a
+    /// second later, so that late (duplicate) writes would show.
+    pub(crate) async fn assert_exactly_once(&self, rows: u64, quota: i64, timeout: Duration) {
+        let reached = self.wait_for_rows(rows, timeout).await;
+        reached.assert_exact(rows, quota);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.totals().await.assert_exact(rows, quota);
+    }
+}
+
+/// A live stream: generated events published in chunks of `chunk`, `pause` apart, from a
+/// task of its own, until [`StreamPublisher::finish`]. Each chunk is awaited (every
+/// acknowledgement) before the next, so a broker outage slows the stream down instead of
+/// piling up sends.
+pub(crate) struct StreamPublisher {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    published: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<(u64, i64)>,
+}
+
+impl StreamPublisher {
+    pub(crate) fn start(
+        producer: FutureProducer,
+        topic: &str,
+        seed: u64,
+        chunk: usize,
+        pause: Duration,
+    ) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let published = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let topic = topic.to_owned();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            let published = published.clone();
+            async move {
+                let mut quota = 0;
+                for round in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let part = events(seed.wrapping_mul(1_000_003).wrapping_add(round), chunk);
+                    publish_events(&producer, &topic, &part).await;
+                    quota += part.iter().map(|e| e.quota).sum::<i64>();
+                    published.fetch_add(part.len() as u64, Ordering::SeqCst);
+                    tokio::time::sleep(pause).await;
+                }
+                (published.load(Ordering::SeqCst), quota)
+            }
+        });
+        Self {
+            stop,
+            published,
+            task,
+        }
+    }
+
+    /// Events acknowledged so far.
+    pub(crate) fn published(&self) -> u64 {
+        self.published.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops after the chunk in flight is acknowledged; returns the events published and
+    /// their quota.
+    pub(crate) async fn finish(self) -> (u64, i64) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::timeout(Duration::from_secs(120), self.task)
+            .await
+            .expect("the publisher finishes its last chunk within 120 s")
+            .expect("the publisher did not panic")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Row, Deserialize)]
@@ -155,6 +227,8 @@ pub(crate) fn fast_producer_on(brokers: &str) -> FutureProducer {
         .set("linger.ms", "20")
         .set("message.timeout.ms", "120000")
         .set("enable.idempotence", "true")
+        // Implied by idempotence; said explicitly, since the failover tests depend on it.
+        .set("acks", "all")
         .set("queue.buffering.max.messages", "500000")
         .create()
         .expect("producer")

@@ -208,12 +208,29 @@ pub(crate) async fn create_topic_on(
     partitions: i32,
     replication: i32,
 ) -> String {
+    create_topic_with(
+        brokers,
+        prefix,
+        partitions,
+        TopicReplication::Fixed(replication),
+    )
+    .await
+}
+
+/// [`create_topic_on`] with any replication: `TopicReplication::Variable` gives each
+/// partition its replicas, the first being its preferred leader.
+pub(crate) async fn create_topic_with(
+    brokers: &str,
+    prefix: &str,
+    partitions: i32,
+    replication: TopicReplication<'_>,
+) -> String {
     let name = unique_name(prefix);
     let admin = admin_client(brokers);
     let options = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(10)))
         .request_timeout(Some(Duration::from_secs(10)));
-    let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(replication));
+    let topic = NewTopic::new(&name, partitions, replication);
     eventually(
         &format!("topic {name} created on {brokers} (is the stack up? `make up`)"),
         Duration::from_secs(60),

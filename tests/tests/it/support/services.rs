@@ -154,15 +154,40 @@ impl WorkerProcess {
     /// given, a fail point (`after-insert:N`). Returns once the worker logged its metrics
     /// address, or once it exited (a fail point may end it first).
     pub(crate) async fn spawn(config: &IngestConfig, fail_point: Option<&str>, log: &Path) -> Self {
+        Self::spawn_with_env(config, fail_point, log, &[]).await
+    }
+
+    /// [`Self::spawn`] with the librdkafka consumer-group debug log on (`LOGBUS_KAFKA_DEBUG=cgrp`,
+    /// `librdkafka=debug`): the worker's log then tells its group generations, which member
+    /// leads each, and its group coordinator (see `ingest::scale_out` and
+    /// `ingest::broker_failover`).
+    pub(crate) async fn spawn_with_group_debug(config: &IngestConfig, log: &Path) -> Self {
+        let env = [
+            ("LOGBUS_KAFKA_DEBUG", "cgrp"),
+            ("RUST_LOG", "warn,logbus_ingest=info,librdkafka=debug"),
+        ];
+        Self::spawn_with_env(config, None, log, &env).await
+    }
+
+    /// [`Self::spawn`] with extra environment variables (set last, so they may override
+    /// `RUST_LOG`).
+    pub(crate) async fn spawn_with_env(
+        config: &IngestConfig,
+        fail_point: Option<&str>,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_logbus-ingest-under-test"));
         command
             .args(worker_args(config))
             .env("RUST_LOG", "warn,logbus_ingest=info")
             .env("LOGBUS_LOG_JSON", "1")
-            .env_remove("LOGBUS_FAIL_POINT");
+            .env_remove("LOGBUS_FAIL_POINT")
+            .env_remove("LOGBUS_KAFKA_DEBUG");
         if let Some(point) = fail_point {
             command.env("LOGBUS_FAIL_POINT", point);
         }
+        command.envs(env.iter().copied());
         let mut process = Process::spawn("logbus-ingest-under-test", &mut command, log)
             .expect("start the worker");
         let metrics_addr = crate::support::eventually(
@@ -235,6 +260,22 @@ impl WorkerProcess {
 
     pub(crate) fn log_tail(&self, lines: usize) -> String {
         self.process.log_tail(lines)
+    }
+
+    /// The worker's log file (JSON lines).
+    pub(crate) fn log(&self) -> &Path {
+        self.process.log()
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// The value of `series` in the worker's `/metrics` (0 when absent); `None` if the worker
+    /// does not answer.
+    pub(crate) async fn metric(&self, series: &str) -> Option<f64> {
+        let (status, text) = self.get("/metrics").await?;
+        (status == 200).then(|| metric(&text, series))
     }
 }
 
