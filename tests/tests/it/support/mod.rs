@@ -95,14 +95,9 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// Tracing for a test: `RUST_LOG` or `warn`, through the harness's output capture.
 pub(crate) fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,logbus=info".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    logbus_runtime::telemetry::init_for_tests();
 }
 
 /// A ClickHouse client with no database selected, checked to be reachable.
