@@ -15,7 +15,6 @@ use crate::support::ingest::{IngestStack, StreamPublisher, events, fast_producer
 use crate::support::services::WorkerProcess;
 use crate::support::{Scratch, TestDatabase, create_topic_with, eventually, unique_name};
 use logbus_devstack::KafkaCluster;
-use nix::sys::signal::Signal;
 use rdkafka::ClientConfig;
 use rdkafka::TopicPartitionList;
 use rdkafka::admin::TopicReplication;
@@ -189,27 +188,6 @@ fn logged_coordinator(worker: &WorkerProcess) -> Option<u32> {
         let digits: String = id.chars().take_while(char::is_ascii_digit).collect();
         digits.parse().ok()
     })
-}
-
-/// The worker's own metrics lines that tell how it got through the failover.
-async fn recovery_metrics(worker: &WorkerProcess) -> String {
-    let (_, text) = worker.get("/metrics").await.expect("metrics");
-    text.lines()
-        .filter(|line| {
-            !line.starts_with('#')
-                && [
-                    "logbus_ingest_retries_total",
-                    "logbus_ingest_commit_errors_total",
-                    "logbus_ingest_rebalances_total",
-                    "logbus_ingest_replayed_batches_total",
-                    "logbus_ingest_duplicates_dropped_total",
-                    "logbus_ingest_rows_written_total",
-                ]
-                .iter()
-                .any(|name| line.starts_with(name))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,17 +378,7 @@ async fn partition_leader_and_coordinator_killed_mid_stream_fail_over_exactly_on
         )
         .await;
 
-    // The worker recovered by itself: the same process, ready, and it stops cleanly.
-    worker.assert_running();
-    worker.wait_ready(true, Duration::from_secs(60)).await;
-    let metrics = recovery_metrics(&worker).await;
-    worker.signal(Signal::SIGTERM);
-    let status = worker.wait_exit(Duration::from_secs(60)).await;
-    assert!(
-        status.success(),
-        "the worker stops cleanly on SIGTERM ({status}):\n{}",
-        worker.log_tail(40)
-    );
+    let metrics = worker.assert_recovered_and_stop().await;
     eprintln!(
         "{total} events exactly once in {:?}; worker metrics:\n{metrics}",
         started.elapsed()

@@ -20,27 +20,6 @@ use logbus_devstack::{ChFront, Kafka};
 use nix::sys::signal::Signal;
 use rdkafka::producer::FutureProducer;
 
-/// The worker's own metrics lines that tell how it got through an outage.
-async fn recovery_metrics(worker: &WorkerProcess) -> String {
-    let (_, text) = worker.get("/metrics").await.expect("metrics");
-    text.lines()
-        .filter(|line| {
-            !line.starts_with('#')
-                && [
-                    "logbus_ingest_retries_total",
-                    "logbus_ingest_commit_errors_total",
-                    "logbus_ingest_rebalances_total",
-                    "logbus_ingest_replayed_batches_total",
-                    "logbus_ingest_duplicates_dropped_total",
-                    "logbus_ingest_rows_written_total",
-                ]
-                .iter()
-                .any(|name| line.starts_with(name))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// `logbus_ingest_retries_total{op="<op>"}`: failed ClickHouse calls of that kind.
 async fn retries(worker: &WorkerProcess, op: &str) -> u64 {
     let (_, text) = worker.get("/metrics").await.expect("metrics");
@@ -48,21 +27,6 @@ async fn retries(worker: &WorkerProcess, op: &str) -> u64 {
         &text,
         &format!("logbus_ingest_retries_total{{op=\"{op}\"}}"),
     ) as u64
-}
-
-/// The worker recovered by itself: still the same process, ready; then it stops cleanly.
-async fn assert_recovered_and_stop(mut worker: WorkerProcess) -> String {
-    worker.assert_running();
-    worker.wait_ready(true, Duration::from_secs(60)).await;
-    let metrics = recovery_metrics(&worker).await;
-    worker.signal(Signal::SIGTERM);
-    let status = worker.wait_exit(Duration::from_secs(60)).await;
-    assert!(
-        status.success(),
-        "the worker stops cleanly on SIGTERM ({status}):\n{}",
-        worker.log_tail(40)
-    );
-    metrics
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,7 +193,7 @@ async fn clickhouse_front_stopped_and_restarted_mid_stream_loses_nothing_and_dup
 
     publish_events(&producer, &stack.logs_topic, &waves.next().expect("wave")).await;
     assert_exactly_once(&stack, total, quota).await;
-    let metrics = assert_recovered_and_stop(worker).await;
+    let metrics = worker.assert_recovered_and_stop().await;
     eprintln!("worker metrics:\n{metrics}");
     assert!(
         metrics.contains("logbus_ingest_retries_total"),
@@ -301,7 +265,7 @@ async fn broker_killed_and_restarted_mid_stream_loses_nothing_and_duplicates_not
 
     publish_events(&producer, &stack.logs_topic, &waves.next().expect("wave")).await;
     assert_exactly_once(&stack, total, quota).await;
-    let metrics = assert_recovered_and_stop(worker).await;
+    let metrics = worker.assert_recovered_and_stop().await;
     eprintln!("worker metrics:\n{metrics}");
     drop(producer);
     drop(broker);

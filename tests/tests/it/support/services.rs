@@ -279,6 +279,46 @@ impl WorkerProcess {
     }
 }
 
+impl WorkerProcess {
+    /// The worker's own metrics lines that tell how it got through a failure: retries, commit
+    /// errors, rebalances, replayed batches, duplicates dropped, rows written.
+    pub(crate) async fn recovery_metrics(&self) -> String {
+        let (_, text) = self.get("/metrics").await.expect("metrics");
+        text.lines()
+            .filter(|line| {
+                !line.starts_with('#')
+                    && [
+                        "logbus_ingest_retries_total",
+                        "logbus_ingest_commit_errors_total",
+                        "logbus_ingest_rebalances_total",
+                        "logbus_ingest_replayed_batches_total",
+                        "logbus_ingest_duplicates_dropped_total",
+                        "logbus_ingest_rows_written_total",
+                    ]
+                    .iter()
+                    .any(|name| line.starts_with(name))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The worker recovered by itself: still the same process and ready; then it stops
+    /// cleanly on SIGTERM. Returns its [`Self::recovery_metrics`].
+    pub(crate) async fn assert_recovered_and_stop(mut self) -> String {
+        self.assert_running();
+        self.wait_ready(true, Duration::from_secs(60)).await;
+        let metrics = self.recovery_metrics().await;
+        self.signal(Signal::SIGTERM);
+        let status = self.wait_exit(Duration::from_secs(60)).await;
+        assert!(
+            status.success(),
+            "the worker stops cleanly on SIGTERM ({status}):\n{}",
+            self.log_tail(40)
+        );
+        metrics
+    }
+}
+
 fn logged_metrics_addr(log: &Path) -> Option<SocketAddr> {
     let text = std::fs::read_to_string(log).ok()?;
     text.lines()
