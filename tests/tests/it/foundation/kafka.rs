@@ -77,6 +77,7 @@ async fn producer_and_consumer_group_round_trip_with_commits() {
         payloads, expected,
         "only the uncommitted messages are delivered again"
     );
+    crate::support::delete_topics(&[&topic]).await;
 }
 
 #[tokio::test]
@@ -124,4 +125,5 @@ async fn headers_survive_the_broker() {
             ("source_offset".to_owned(), "42".to_owned())
         ]
     );
+    crate::support::delete_topics(&[&topic]).await;
 }

@@ -88,5 +88,5 @@ async fn clickhouse_outage_mid_stream_loses_nothing_and_duplicates_nothing() {
 
     worker.stop().await.expect("clean stop");
     drop(proxy);
-    stack.db.drop_database().await;
+    stack.finish().await;
 }

@@ -94,7 +94,7 @@ async fn crashes_at_several_points_leave_every_event_exactly_once() {
     assert_eq!(overlapping, 0, "no two recorded batches overlap");
     worker.signal(Signal::SIGKILL);
     let _ = worker.wait_exit(Duration::from_secs(10)).await;
-    stack.db.drop_database().await;
+    stack.finish().await;
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -192,5 +192,5 @@ async fn sigterm_under_load_exits_zero_with_everything_committed() {
     worker.signal(Signal::SIGTERM);
     let status = worker.wait_exit(Duration::from_secs(30)).await;
     assert!(status.success());
-    stack.db.drop_database().await;
+    stack.finish().await;
 }

@@ -122,5 +122,5 @@ async fn hundred_thousand_events_land_exactly_once_and_republishing_changes_noth
     .await
     .expect("generator publishes");
     assert_eq!(report.log_events, 10);
-    stack.db.drop_database().await;
+    stack.finish().await;
 }

@@ -87,5 +87,5 @@ async fn lag_grows_by_what_was_produced_while_writes_stall_and_returns_to_zero()
     wait_for_lag(&worker, &stack, "lag back to 0 after catching up", 0.0).await;
     stack.totals().await.assert_exact(total, quota);
     worker.stop().await.expect("the worker stops cleanly");
-    stack.db.drop_database().await;
+    stack.finish().await;
 }

@@ -162,7 +162,7 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_valid_ones_land() {
     assert_eq!(identity_letters, bad_identity.len());
 
     worker.stop().await.expect("clean stop");
-    stack.db.drop_database().await;
+    stack.finish().await;
 }
 
 /// Rows that parse but that ClickHouse rejects (here: a CHECK constraint added for the test)
@@ -221,5 +221,5 @@ async fn rows_clickhouse_rejects_are_isolated_and_dead_lettered() {
     }
     drop(stream);
     worker.stop().await.expect("clean stop");
-    stack.db.drop_database().await;
+    stack.finish().await;
 }

@@ -74,5 +74,5 @@ async fn workers_joining_and_leaving_mid_stream_keep_every_event_exactly_once() 
     assert_eq!(after.rollup_requests, total);
     assert_eq!(after.rollup_quota, quota);
     first.stop().await.expect("first worker stops cleanly");
-    stack.db.drop_database().await;
+    stack.finish().await;
 }

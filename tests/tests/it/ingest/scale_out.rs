@@ -279,7 +279,7 @@ async fn workers_scale_out_then_lose_the_leader_and_another_keeping_every_event_
     for (i, rows) in written.iter().enumerate() {
         assert!(*rows > 0, "worker {i} did part of the work: {written:?}");
     }
-    stack.db.drop_database().await;
+    stack.finish().await;
 }
 
 #[test]

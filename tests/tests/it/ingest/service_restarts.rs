@@ -199,6 +199,9 @@ async fn clickhouse_front_stopped_and_restarted_mid_stream_loses_nothing_and_dup
         metrics.contains("logbus_ingest_retries_total"),
         "the worker saw the outages"
     );
+    // The database lives on the private front, which goes with its scratch folder.
+    crate::support::delete_topics(&[&stack.logs_topic, &stack.identity_topic, &stack.dlq_topic])
+        .await;
     drop(front);
 }
 

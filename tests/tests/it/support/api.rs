@@ -130,6 +130,7 @@ pub(crate) fn log(created_at: i64, user: Caller) -> LogEvent {
 struct Ingest {
     logs_topic: String,
     identity_topic: String,
+    dlq_topic: String,
     producer: rdkafka::producer::FutureProducer,
     worker: InProcessWorker,
 }
@@ -300,6 +301,12 @@ impl Api {
                 .stop()
                 .await
                 .expect("the worker stops cleanly");
+            crate::support::delete_topics(&[
+                &ingest.logs_topic,
+                &ingest.identity_topic,
+                &ingest.dlq_topic,
+            ])
+            .await;
         }
         self.db.drop_database().await;
     }
@@ -314,6 +321,7 @@ async fn start_ingest(database: &str) -> Ingest {
     Ingest {
         logs_topic,
         identity_topic,
+        dlq_topic,
         producer: crate::support::producer(),
         worker: InProcessWorker::start(config).await,
     }

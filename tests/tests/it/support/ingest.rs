@@ -70,6 +70,13 @@ impl IngestStack {
         )
     }
 
+    /// The end of a passing test on the test stack's broker: its topics and its database go.
+    pub(crate) async fn finish(self) {
+        crate::support::delete_topics(&[&self.logs_topic, &self.identity_topic, &self.dlq_topic])
+            .await;
+        self.db.drop_database().await;
+    }
+
     pub(crate) async fn totals(&self) -> Totals {
         self.db
             .client

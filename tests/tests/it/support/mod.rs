@@ -246,6 +246,16 @@ pub(crate) async fn create_topic_with(
     name
 }
 
+/// Deletes `topics` from the test stack's broker: a passing test removes what it made, since
+/// the broker keeps every topic across restarts. Best effort: a failing test keeps its topics
+/// (like its database), and a topic already gone is no failure.
+pub(crate) async fn delete_topics(topics: &[&str]) {
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let _ = admin_client(&kafka_brokers())
+        .delete_topics(topics, &options)
+        .await;
+}
+
 pub(crate) fn producer() -> FutureProducer {
     ClientConfig::new()
         .set("bootstrap.servers", kafka_brokers())
