@@ -15,12 +15,7 @@ use crate::support::services::InProcessWorker;
 /// this process too, so the per-worker total gauge is read only by single-worker processes;
 /// the per-partition gauges are labelled by topic, which is this test's own.)
 async fn lag(worker: &InProcessWorker, topic: &str, partitions: usize) -> Option<f64> {
-    let text = reqwest::get(format!("http://{}/metrics", worker.metrics_addr()))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+    let (_, text) = worker.get("/metrics").await?;
     let series: Vec<&str> = text
         .lines()
         .filter_map(|line| line.strip_prefix("logbus_ingest_consumer_lag{"))

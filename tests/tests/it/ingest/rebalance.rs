@@ -11,19 +11,12 @@ use crate::support::ingest::{IngestStack, events, fast_producer, publish_events}
 use crate::support::services::InProcessWorker;
 
 /// Partition assignments seen by every worker of this process (the metrics recorder is
-/// process-wide).
-async fn assignments(metrics: std::net::SocketAddr) -> Option<u64> {
-    let text = reqwest::get(format!("http://{metrics}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find(|l| l.starts_with("logbus_ingest_rebalances_total{event=\"assign\"}"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .map(|v| v as u64)
+/// process-wide), as `worker` reports them.
+async fn assignments(worker: &InProcessWorker) -> Option<u64> {
+    let assigned = worker
+        .metric("logbus_ingest_rebalances_total{event=\"assign\"}")
+        .await?;
+    Some(assigned as u64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,15 +39,14 @@ async fn workers_joining_and_leaving_mid_stream_keep_every_event_exactly_once() 
     };
 
     let first = InProcessWorker::start(config.clone()).await;
-    let metrics = first.metrics_addr();
     stack.wait_for_rows(2_000, Duration::from_secs(120)).await;
-    let initial = assignments(metrics).await.expect("metrics");
+    let initial = assignments(&first).await.expect("metrics");
     let second = InProcessWorker::start(config.clone()).await;
     // The group rebalanced: partitions were assigned again (some to the second worker).
     eventually(
         "a rebalance onto two workers",
         Duration::from_secs(60),
-        || async { assignments(metrics).await.filter(|n| *n > initial) },
+        || async { assignments(&first).await.filter(|n| *n > initial) },
     )
     .await;
     let before = stack.totals().await.rows;
@@ -68,11 +60,7 @@ async fn workers_joining_and_leaving_mid_stream_keep_every_event_exactly_once() 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = stack.totals().await;
     assert_eq!(after, totals);
-    assert_eq!(after.rows, total);
-    assert_eq!(after.distinct_ids, total);
-    assert_eq!(after.quota, quota);
-    assert_eq!(after.rollup_requests, total);
-    assert_eq!(after.rollup_quota, quota);
+    after.assert_exact(total, quota);
     first.stop().await.expect("first worker stops cleanly");
     stack.finish().await;
 }

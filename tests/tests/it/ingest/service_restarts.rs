@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use crate::support::ingest::{Event, IngestStack, events, fast_producer_on, publish_events};
-use crate::support::services::{WorkerProcess, metric};
+use crate::support::services::WorkerProcess;
 use crate::support::{Scratch, TestDatabase, create_topic_on, unique_name};
 use logbus_devstack::{ChFront, Kafka};
 use nix::sys::signal::Signal;
@@ -22,11 +22,8 @@ use rdkafka::producer::FutureProducer;
 
 /// `logbus_ingest_retries_total{op="<op>"}`: failed ClickHouse calls of that kind.
 async fn retries(worker: &WorkerProcess, op: &str) -> u64 {
-    let (_, text) = worker.get("/metrics").await.expect("metrics");
-    metric(
-        &text,
-        &format!("logbus_ingest_retries_total{{op=\"{op}\"}}"),
-    ) as u64
+    let series = format!("logbus_ingest_retries_total{{op=\"{op}\"}}");
+    worker.metric(&series).await.expect("metrics") as u64
 }
 
 // ---------------------------------------------------------------------------------------------

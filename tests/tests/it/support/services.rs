@@ -32,7 +32,7 @@ pub(crate) struct ServedApi {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
     shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl ServedApi {
@@ -51,7 +51,7 @@ impl ServedApi {
         Self {
             base,
             shutdown: Some(shutdown),
-            task,
+            task: Some(task),
         }
     }
 
@@ -60,14 +60,16 @@ impl ServedApi {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        let task = std::mem::replace(&mut self.task, tokio::spawn(async {}));
+        let task = self.task.take().expect("serving");
         task.await.expect("the query API stops cleanly");
     }
 }
 
 impl Drop for ServedApi {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 
@@ -95,8 +97,14 @@ impl InProcessWorker {
         }
     }
 
-    pub(crate) fn metrics_addr(&self) -> SocketAddr {
-        self.metrics_addr
+    /// `GET <path>` of the worker's endpoint (see [`get`]).
+    pub(crate) async fn get(&self, path: &str) -> Option<(u16, String)> {
+        get(self.metrics_addr, path).await
+    }
+
+    /// The value of `series` in the worker's `/metrics` (see [`scrape`]).
+    pub(crate) async fn metric(&self, series: &str) -> Option<f64> {
+        scrape(self.metrics_addr, series).await
     }
 
     pub(crate) async fn stop(mut self) -> Result<(), logbus_ingest::Error> {
@@ -206,19 +214,9 @@ impl WorkerProcess {
         }
     }
 
-    /// `http://<metrics address><path>`, status and body; `None` if it does not answer.
+    /// `GET <path>` of the worker's endpoint (see [`get`]); `None` before it serves.
     pub(crate) async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let addr = self.metrics_addr?;
-        let response = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .ok()?
-            .get(format!("http://{addr}{path}"))
-            .send()
-            .await
-            .ok()?;
-        let status = response.status().as_u16();
-        Some((status, response.text().await.ok()?))
+        get(self.metrics_addr?, path).await
     }
 
     /// Waits until `/readyz` answers 200 (`ready`) or 503, failing if the process exits.
@@ -228,13 +226,9 @@ impl WorkerProcess {
             "http://{}/readyz",
             self.metrics_addr.expect("the worker serves")
         );
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("http client");
         self.process
             .wait_ready(&format!("worker /readyz = {want}"), timeout, || {
-                let request = http.get(&url).send();
+                let request = endpoint_client().get(&url).send();
                 async move { request.await.is_ok_and(|r| r.status().as_u16() == want) }
             })
             .await
@@ -271,11 +265,9 @@ impl WorkerProcess {
         self.process.pid()
     }
 
-    /// The value of `series` in the worker's `/metrics` (0 when absent); `None` if the worker
-    /// does not answer.
+    /// The value of `series` in the worker's `/metrics` (see [`scrape`]).
     pub(crate) async fn metric(&self, series: &str) -> Option<f64> {
-        let (status, text) = self.get("/metrics").await?;
-        (status == 200).then(|| metric(&text, series))
+        scrape(self.metrics_addr?, series).await
     }
 }
 
@@ -327,6 +319,37 @@ fn logged_metrics_addr(log: &Path) -> Option<SocketAddr> {
             let line: serde_json::Value = serde_json::from_str(line).ok()?;
             line["fields"]["http_addr"].as_str()?.parse().ok()
         })
+}
+
+/// The client for the workers' endpoints: a 2 s timeout, so an endpoint that hangs reads as
+/// one that does not answer.
+fn endpoint_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("http client")
+    })
+}
+
+/// `GET http://<addr><path>` of a worker's endpoint: status and body; `None` if it does not
+/// answer.
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let response = endpoint_client()
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.ok()?))
+}
+
+/// The value of `series` in the `/metrics` of the worker at `addr` (0 when absent); `None` if
+/// the worker does not answer.
+pub(crate) async fn scrape(addr: SocketAddr, series: &str) -> Option<f64> {
+    let (status, text) = get(addr, "/metrics").await?;
+    (status == 200).then(|| metric(&text, series))
 }
 
 /// A metric's value in a Prometheus text exposition: the sample whose name and labels are
