@@ -28,8 +28,8 @@ use rdkafka::Offset;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaResult;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::consumer::LogConsumer;
 use crate::http::Readiness;
@@ -43,8 +43,8 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The running monitor; [`LagMonitor::stop`] ends it, dropping it aborts it.
 #[derive(Debug)]
 pub(crate) struct LagMonitor {
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    stop: oneshot::Sender<()>,
+    task: AbortOnDropHandle<()>,
 }
 
 impl LagMonitor {
@@ -59,29 +59,17 @@ impl LagMonitor {
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(monitor(consumer, probe_topic, readiness, interval, stopped));
         Self {
-            stop: Some(stop),
-            task: Some(task),
+            stop,
+            task: AbortOnDropHandle::new(task),
         }
     }
 
     /// Stops the monitor, waiting for a measurement under way (so that it no longer holds
     /// the consumer when the worker closes it).
-    pub(crate) async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take()
-            && let Err(e) = task.await
-        {
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Err(e) = self.task.await {
             tracing::warn!(error = %e, "lag monitor failed");
-        }
-    }
-}
-
-impl Drop for LagMonitor {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
         }
     }
 }

@@ -12,6 +12,7 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::FutureProducer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::consume::{ConsumeLoop, Parts};
 use crate::dead_letter::DeadLetterQueue;
@@ -28,28 +29,6 @@ pub struct Worker {
     config: IngestConfig,
     listener: TcpListener,
     metrics_addr: SocketAddr,
-}
-
-/// Aborts a task when dropped: the HTTP task ends with `run`, however `run` ends (an error,
-/// or the `run` future itself dropped).
-struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
-
-impl AbortOnDrop {
-    /// Aborts the task and waits until it is gone (its listener closed).
-    async fn stop(mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
-            let _cancelled = task.await;
-        }
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
-        }
-    }
 }
 
 impl Worker {
@@ -83,21 +62,25 @@ impl Worker {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
         let (stop_tx, stop) = watch::channel(false);
-        let shutdown_task = tokio::spawn(async move {
+        // Both tasks end with `run`, however `run` ends (an error, or the future dropped).
+        let shutdown_task = AbortOnDropHandle::new(tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
-        });
-        let shutdown_task = AbortOnDrop(Some(shutdown_task));
+        }));
         tracing::info!(config = ?self.config, "starting ingest worker");
         let readiness = Readiness::new(Duration::from_millis(
             self.config.kafka_unreachable_after_ms,
         ));
-        let http_task = AbortOnDrop(Some(crate::http::serve(self.listener, readiness.clone())));
+        let http_task =
+            AbortOnDropHandle::new(crate::http::serve(self.listener, readiness.clone()));
         tracing::info!(http_addr = %self.metrics_addr, "serving /healthz, /readyz and /metrics");
         let result = run_consuming(self.config, readiness.clone(), stop).await;
         readiness.set_phase(Phase::Stopping);
-        http_task.stop().await;
-        shutdown_task.stop().await;
+        // Aborted and awaited, so that the endpoint's listener is closed when `run` returns.
+        for task in [http_task, shutdown_task] {
+            task.abort();
+            let _cancelled = task.await;
+        }
         result
     }
 }
