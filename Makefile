@@ -29,7 +29,7 @@ stack-test: install
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	python3 devstack/lint/module_cycles.py runtime projections ingest query-api gen devstack bench
+	python3 devstack/lint/module_cycles.py runtime projections ingest query-api gen bridge devstack bench
 
 test: up stack-test lint
 	LOGBUS_TEST_KAFKA=127.0.0.1:$(LOGBUS_KAFKA_PORT) \
