@@ -12,6 +12,7 @@ pub mod bridge;
 pub mod checkpoint;
 pub mod config;
 pub mod cursor;
+pub mod demo;
 pub mod dialect;
 pub mod dsn;
 mod error;

@@ -2,7 +2,8 @@
 //! integration tests and the benchmark: where the stack is installed ([`paths`]), child
 //! processes that a test or the bench owns and never leaks ([`Process`]), and a private
 //! ClickHouse front on a port and data folder of its own ([`ChFront`]), and private Apache
-//! Kafka brokers: one node ([`Kafka`]) or a 3-node KRaft cluster ([`KafkaCluster`]).
+//! Kafka brokers: one node ([`Kafka`]) or a 3-node KRaft cluster ([`KafkaCluster`]), and
+//! private SQL servers, new-api's databases: [`Postgres`] and [`MariaDb`].
 //!
 //! Services are stopped by the pid of the process this crate started, never by name.
 
@@ -10,10 +11,12 @@ mod chfront;
 mod kafka;
 pub mod paths;
 mod process;
+mod sqldb;
 
 pub use chfront::ChFront;
 pub use kafka::{Kafka, KafkaCluster, kafka_libs};
 pub use process::Process;
+pub use sqldb::{MariaDb, Postgres};
 
 use std::path::PathBuf;
 use std::time::Duration;

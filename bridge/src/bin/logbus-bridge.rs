@@ -1,5 +1,6 @@
-//! `logbus-bridge backfill|run`: new-api's SQL logs, users and tokens into logbus's Kafka
-//! topics (docs/adopting.md).
+// `logbus-bridge backfill|run`: new-api's SQL logs, users and tokens into logbus's Kafka
+// topics (docs/adopting.md). Plain comments, not doc comments: the tests crate `include!`s
+// this file.
 
 use clap::Parser;
 

@@ -3,6 +3,7 @@
 //! the test (see [`support`]).
 
 mod api;
+mod bridge;
 mod foundation;
 mod ingest;
 mod support;

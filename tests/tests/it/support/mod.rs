@@ -5,7 +5,9 @@
 //! `LOGBUS_TEST_KAFKA` and `LOGBUS_TEST_CLICKHOUSE`.
 
 pub(crate) mod api;
+pub(crate) mod bridge;
 pub(crate) mod ingest;
+pub(crate) mod newapi;
 pub(crate) mod proxy;
 pub(crate) mod services;
 
