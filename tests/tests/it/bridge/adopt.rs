@@ -2,12 +2,15 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use logbus_bridge::sample;
 use nix::sys::signal::Signal;
+use rdkafka::Message;
+use rdkafka::message::Headers;
 use serde_json::Value;
 
 use crate::support::bridge::{BridgeProcess, bridge_config};
-use crate::support::ingest::IngestStack;
+use crate::support::ingest::{IngestStack, dlq_reader};
 use crate::support::newapi::{Backend, NewApiDb};
 use crate::support::services::{InProcessWorker, ServedApi, api_config, clickhouse_args};
 use crate::support::{Scratch, eventually, heavy_test};
@@ -73,6 +76,22 @@ pub(super) async fn adopt(backend: Backend) {
         .assert_exactly_once(rows, quota, Duration::from_secs(180))
         .await;
 
+    // The same rows published again from scratch (a lost checkpoint, a second bridge): the
+    // event ids are the same, so ingest stores nothing twice. Engine-independent: SQLite only.
+    if backend == Backend::Sqlite {
+        let mut again = config.clone();
+        again.checkpoint = scratch.path().join("second-checkpoint.json");
+        let stats = logbus_bridge::run(&again, false, false, std::future::pending())
+            .await
+            .expect("a second backfill");
+        assert_eq!(stats.log_rows_published, BACKFILL_ROWS);
+        stack.wait_consumed(Duration::from_secs(120)).await;
+        let (rows, quota) = source.log_totals().await;
+        stack
+            .assert_exactly_once(rows, quota, Duration::from_secs(10))
+            .await;
+    }
+
     // 2. `run` resumes and follows: new rows, and (where transactions interleave) a row whose
     //    transaction commits after a higher id was published.
     let mut bridge = BridgeProcess::spawn("run", &config, &log);
@@ -88,9 +107,23 @@ pub(super) async fn adopt(backend: Backend) {
         open.commit().await;
         wait_for_request(&stack, &late.request_id).await;
     }
+    // A row the event contract refuses (type 0, new-api's LogTypeUnknown) is published anyway
+    // and dead-lettered with its reason; everything else lands.
+    let mut refused = source.next_logs(1).remove(0);
+    refused.log_type = 0;
+    refused.request_id = "refused-type-0".into();
+    source
+        .execute(&sample::insert_logs(
+            source.dialect,
+            std::slice::from_ref(&refused),
+        ))
+        .await;
+    let letter = first_dead_letter(&stack).await;
+    assert!(letter.0.contains("refused-type-0"), "{letter:?}");
+    assert!(letter.1.contains("type 0"), "{letter:?}");
     let (rows, quota) = source.log_totals().await;
     stack
-        .assert_exactly_once(rows, quota, Duration::from_secs(120))
+        .assert_exactly_once(rows - 1, quota - refused.quota, Duration::from_secs(120))
         .await;
     bridge.assert_running();
 
@@ -129,7 +162,7 @@ pub(super) async fn adopt(backend: Backend) {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["data"]["total"], rows, "{body}");
+    assert_eq!(body["data"]["total"], rows - 1, "{body}");
     let token = &source.tokens[TOKEN_OF_USER];
     assert_eq!(token.user_id, user.id);
     let key = format!("sk-{}", source.token_key(token.id).await);
@@ -217,6 +250,24 @@ async fn wait_for_request(stack: &IngestStack, request_id: &str) {
         || async { (stack.db.count(&sql).await == 1).then_some(()) },
     )
     .await;
+}
+
+/// The payload and `reason` header of the first dead letter of `stack`.
+async fn first_dead_letter(stack: &IngestStack) -> (String, String) {
+    let consumer = dlq_reader(stack);
+    let message = tokio::time::timeout(Duration::from_secs(60), consumer.stream().next())
+        .await
+        .expect("a dead letter within 60 s")
+        .expect("stream")
+        .expect("message");
+    let reason = message
+        .headers()
+        .and_then(|h| h.iter().find(|h| h.key == "reason"))
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default();
+    let payload = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
+    (payload, reason)
 }
 
 /// `GET base+path` with `Authorization: authorization` (and `New-Api-User`).

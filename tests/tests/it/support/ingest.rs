@@ -101,6 +101,26 @@ impl IngestStack {
         .await
     }
 
+    /// Waits until the worker has committed every message of the logs topic (committed offset =
+    /// high watermark on each partition): all it was sent is written, duplicates included.
+    pub(crate) async fn wait_consumed(&self, timeout: Duration) {
+        let (group, topic, partitions) = (
+            self.group_id.clone(),
+            self.logs_topic.clone(),
+            self.partitions,
+        );
+        eventually("the worker to commit the whole logs topic", timeout, || {
+            let (group, topic) = (group.clone(), topic.clone());
+            async move {
+                tokio::task::spawn_blocking(move || consumed(&group, &topic, partitions))
+                    .await
+                    .expect("offsets task")
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+
     /// Waits (up to `timeout`) for `rows` rows, checks exactly-once, then checks again a
     /// second later, so that late (duplicate) writes would show.
     pub(crate) async fn assert_exactly_once(&self, rows: u64, quota: i64, timeout: Duration) {
@@ -109,6 +129,29 @@ impl IngestStack {
         tokio::time::sleep(Duration::from_secs(1)).await;
         self.totals().await.assert_exact(rows, quota);
     }
+}
+
+fn consumed(group: &str, topic: &str, partitions: i32) -> bool {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut list = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition(topic, partition);
+    }
+    let Ok(committed) = consumer.committed_offsets(list, Duration::from_secs(5)) else {
+        return false;
+    };
+    committed.elements().iter().all(|e| {
+        let high = consumer
+            .fetch_watermarks(topic, e.partition(), Duration::from_secs(5))
+            .map_or(i64::MAX, |(_, high)| high);
+        matches!(e.offset(), rdkafka::Offset::Offset(o) if o == high) || high == 0
+    })
 }
 
 /// A live stream: generated events published in chunks of `chunk`, `pause` apart, from a
