@@ -1,5 +1,6 @@
 //! Authentication of the user and admin endpoints, new-api style: an access token in
-//! `Authorization` (optionally `Bearer `) plus the user id in `New-Api-User`.
+//! `Authorization` (optionally `Bearer `) plus the user id in `New-Api-User`; or, with
+//! `--newapi-url`, new-api's own session cookie, vouched for by new-api ([`crate::session`]).
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use logbus_projections::rows::UserRow;
 use logbus_projections::rows::identity_codes::{ROLE_ADMIN, ROLE_USER, STATUS_ENABLED};
 
 use crate::error::{ApiError, Failure};
+use crate::session::session_cookie;
 use crate::state::AppState;
 
 pub const NEW_API_USER: &str = "New-Api-User";
@@ -39,7 +41,14 @@ async fn authenticate(
     state: &AppState,
     min_role: i32,
 ) -> Result<Arc<UserRow>, ApiError> {
-    let token = bearer(&parts.headers)?.ok_or(ApiError::NoAccessToken)?;
+    let token = bearer(&parts.headers)?;
+    let cookie = match (&token, state.sessions()) {
+        (None, Some(_)) => session_cookie(&parts.headers),
+        _ => None,
+    };
+    if token.is_none() && cookie.is_none() {
+        return Err(ApiError::NoAccessToken);
+    }
     let claimed: i64 = parts
         .headers
         .get(NEW_API_USER)
@@ -48,12 +57,16 @@ async fn authenticate(
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .ok_or(ApiError::MalformedUserHeader)?;
-    let user = state
-        .identity()
-        .user(&hash_access_token(&token))
-        .await
-        .map_err(ApiError::db(Failure::Identity))?
-        .ok_or(ApiError::InvalidAccessToken)?;
+    let user = match (token, cookie, state.sessions()) {
+        (Some(token), _, _) => state
+            .identity()
+            .user(&hash_access_token(&token))
+            .await
+            .map_err(ApiError::db(Failure::Identity))?
+            .ok_or(ApiError::InvalidAccessToken)?,
+        (None, Some(cookie), Some(sessions)) => sessions.user(&cookie, claimed).await?,
+        _ => return Err(ApiError::NoAccessToken),
+    };
     if user.id != claimed {
         return Err(ApiError::UserMismatch);
     }

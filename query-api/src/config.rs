@@ -14,6 +14,8 @@ use logbus_runtime::ClickHouseArgs;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 /// Default of `--identity-cache-ttl-ms`.
 pub const DEFAULT_IDENTITY_CACHE_TTL_MS: u64 = 2000;
+/// Default of `--newapi-timeout-ms`.
+pub const DEFAULT_NEWAPI_TIMEOUT_MS: u64 = 3000;
 /// Default of `--query-timeout-secs`.
 pub const DEFAULT_QUERY_TIMEOUT_SECS: u64 = 30;
 
@@ -38,6 +40,16 @@ pub struct Config {
     /// Longest a ClickHouse query may run before the request fails with 504.
     #[arg(long, env = "LOGBUS_QUERY_TIMEOUT_SECS", default_value_t = DEFAULT_QUERY_TIMEOUT_SECS)]
     pub query_timeout_secs: u64,
+
+    /// new-api's base URL as this process reaches it (`http://new-api:3000`). When set, a
+    /// request with new-api's `session` cookie and no `Authorization` is checked with new-api's
+    /// `GET /api/user/self` (docs/adopting.md); unset, such a request is refused (401).
+    #[arg(long, env = "LOGBUS_NEWAPI_URL")]
+    pub newapi_url: Option<String>,
+
+    /// Longest wait for new-api's answer about a session, in milliseconds (then 503).
+    #[arg(long, env = "LOGBUS_NEWAPI_TIMEOUT_MS", default_value_t = DEFAULT_NEWAPI_TIMEOUT_MS)]
+    pub newapi_timeout_ms: u64,
 }
 
 impl Config {
@@ -48,11 +60,17 @@ impl Config {
             clickhouse,
             identity_cache_ttl_ms: DEFAULT_IDENTITY_CACHE_TTL_MS,
             query_timeout_secs: DEFAULT_QUERY_TIMEOUT_SECS,
+            newapi_url: None,
+            newapi_timeout_ms: DEFAULT_NEWAPI_TIMEOUT_MS,
         }
     }
 
     pub fn identity_cache_ttl(&self) -> Duration {
         Duration::from_millis(self.identity_cache_ttl_ms)
+    }
+
+    pub fn newapi_timeout(&self) -> Duration {
+        Duration::from_millis(self.newapi_timeout_ms.max(1))
     }
 
     pub fn query_timeout(&self) -> Duration {

@@ -13,6 +13,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::session::SessionError;
 use crate::views::ErrorResponse;
 
 /// The language of error messages for the current request.
@@ -244,6 +245,8 @@ pub enum ApiError {
         #[source]
         source: DbError,
     },
+    #[error("session cookie: {0}")]
+    Session(#[from] SessionError),
     #[error("no such route")]
     NotFound,
     #[error("method not allowed")]
@@ -263,6 +266,8 @@ impl ApiError {
             | ApiError::MalformedUserHeader
             | ApiError::UserMismatch
             | ApiError::TokenNotFound => StatusCode::UNAUTHORIZED,
+            ApiError::Session(SessionError::Refused(_)) => StatusCode::UNAUTHORIZED,
+            ApiError::Session(SessionError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UserDisabled | ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Database {
@@ -307,6 +312,15 @@ impl ApiError {
                 "Token不存在或无权限",
                 "The token does not exist or has no permission",
             ),
+            // new-api's own reason stays in the log: it may name what the session held.
+            ApiError::Session(SessionError::Refused(_)) => lang.pick(
+                "无权进行此操作，登录已失效，请重新登录",
+                "Unauthorized: the session is not valid, log in again",
+            ),
+            ApiError::Session(SessionError::Unavailable(_)) => lang.pick(
+                "暂时无法验证登录状态，请稍后重试",
+                "The session cannot be verified right now, try again later",
+            ),
             ApiError::BadRequest(bad) => bad.message(lang),
             ApiError::Database { what, .. } => what.message(lang),
             ApiError::NotFound => lang.pick("接口不存在", "No such endpoint"),
@@ -319,8 +333,17 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Database { what, source } = &self {
-            tracing::error!(operation = ?what, error = %source, "request failed in ClickHouse");
+        match &self {
+            ApiError::Database { what, source } => {
+                tracing::error!(operation = ?what, error = %source, "request failed in ClickHouse");
+            }
+            ApiError::Session(SessionError::Unavailable(why)) => {
+                tracing::warn!(error = %why, "new-api could not verify a session cookie");
+            }
+            ApiError::Session(SessionError::Refused(why)) => {
+                tracing::debug!(reason = %why, "new-api refused a session cookie");
+            }
+            _ => {}
         }
         let body = ErrorResponse {
             message: self.message(current_lang()),

@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod params;
 pub mod routes;
 pub mod server;
+pub mod session;
 pub mod sql;
 pub mod state;
 pub mod store;

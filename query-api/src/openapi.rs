@@ -21,7 +21,9 @@ impl utoipa::Modify for SecuritySchemes {
             "access_token",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "Authorization",
-                "The user's system access token, optionally prefixed with `Bearer `",
+                "The user's system access token, optionally prefixed with `Bearer `. When the \
+                 server runs with `--newapi-url`, new-api's `session` cookie may stand in for it \
+                 (checked with new-api's `/api/user/self`; docs/adopting.md).",
             ))),
         );
         components.add_security_scheme(

@@ -29,7 +29,7 @@ impl Server {
         Ok(Server {
             listener,
             local_addr,
-            router: app(AppState::new(config)),
+            router: app(AppState::new(config).map_err(std::io::Error::other)?),
         })
     }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::identity::IdentityCache;
+use crate::session::{NewApiSessions, SetupError};
 use crate::store::Store;
 
 /// Shared state of the handlers: cheap to clone.
@@ -16,16 +17,35 @@ struct Inner {
     store: Store,
     identity: IdentityCache,
     delete_lock: tokio::sync::Mutex<()>,
+    sessions: Option<NewApiSessions>,
 }
 
 impl AppState {
     /// State for `config`; connects lazily (the first query opens the connection).
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config) -> Result<Self, SetupError> {
         let client = config.clickhouse.client().with_setting(
             "max_execution_time",
             config.query_timeout().as_secs().to_string(),
         );
-        Self::from_client(client, config.query_timeout(), config.identity_cache_ttl())
+        let state = Self::from_client(client, config.query_timeout(), config.identity_cache_ttl());
+        Ok(match &config.newapi_url {
+            Some(url) if !url.trim().is_empty() => state.with_sessions(NewApiSessions::new(
+                url.trim(),
+                config.newapi_timeout(),
+                config.identity_cache_ttl(),
+            )?),
+            _ => state,
+        })
+    }
+
+    /// This state, also accepting new-api's session cookies as vouched for by `sessions`.
+    pub fn with_sessions(self, sessions: NewApiSessions) -> Self {
+        Self(Arc::new(Inner {
+            store: self.0.store.clone(),
+            identity: self.0.identity.clone(),
+            delete_lock: tokio::sync::Mutex::new(()),
+            sessions: Some(sessions),
+        }))
     }
 
     /// State over an existing client (whose database is the logbus one).
@@ -39,7 +59,13 @@ impl AppState {
             identity: IdentityCache::new(store.clone(), identity_cache_ttl),
             store,
             delete_lock: tokio::sync::Mutex::new(()),
+            sessions: None,
         }))
+    }
+
+    /// new-api's session check, when `--newapi-url` is set.
+    pub fn sessions(&self) -> Option<&NewApiSessions> {
+        self.0.sessions.as_ref()
     }
 
     pub fn store(&self) -> &Store {

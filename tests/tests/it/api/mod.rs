@@ -3,4 +3,5 @@
 
 mod logs;
 mod search;
+mod session;
 mod stat;

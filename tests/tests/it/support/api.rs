@@ -155,6 +155,11 @@ impl Api {
     }
 
     pub(crate) async fn start_with_ttl_ms(ttl_ms: u64) -> Api {
+        Self::start_with(|config| config.identity_cache_ttl_ms = ttl_ms).await
+    }
+
+    /// The API over a fresh database, its config (identity TTL 300 ms) adjusted by `adjust`.
+    pub(crate) async fn start_with(adjust: impl FnOnce(&mut logbus_query_api::config::Config)) -> Api {
         crate::support::init_tracing();
         let db = TestDatabase::migrated().await;
         let ingest = if direct_seed() {
@@ -163,8 +168,9 @@ impl Api {
             Some(start_ingest(&db.name).await)
         };
         let mut config = api_config(clickhouse_args(&db.name));
-        config.identity_cache_ttl_ms = ttl_ms;
+        config.identity_cache_ttl_ms = 300;
         config.query_timeout_secs = 20;
+        adjust(&mut config);
         let server = ServedApi::start(&config).await;
         Api {
             db,
