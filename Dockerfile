@@ -1,6 +1,6 @@
-# Multi-stage build of the two logbus services and the demo load generator. docker-compose.yml
-# builds the `ingest` and `query-api` targets; the `gen` target holds `logbus-gen` alone
-# (a demo tool, not part of the ingest image).
+# Multi-stage build of the logbus services and the demo load generator. docker-compose.yml
+# builds the `ingest`, `query-api` and `bridge` targets; the `gen` target holds `logbus-gen`
+# alone (a demo tool, not part of the ingest image).
 FROM rust:1-bookworm AS build
 WORKDIR /src
 # librdkafka is built from source by rdkafka-sys (vendored): it needs a C toolchain and make.
@@ -10,8 +10,10 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p logbus-ingest -p logbus-query-api -p logbus-gen \
+        -p logbus-bridge --bin logbus-bridge \
     && mkdir -p /out \
-    && cp target/release/logbus-ingest target/release/logbus-gen target/release/logbus-query-api /out/
+    && cp target/release/logbus-ingest target/release/logbus-gen target/release/logbus-query-api \
+        target/release/logbus-bridge /out/
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl tini \
@@ -33,3 +35,10 @@ CMD ["logbus-query-api"]
 FROM runtime AS gen
 COPY --from=build /out/logbus-gen /usr/local/bin/
 CMD ["logbus-gen"]
+
+FROM runtime AS bridge
+COPY --from=build /out/logbus-bridge /usr/local/bin/
+USER root
+RUN mkdir -p /var/lib/logbus-bridge && chown logbus /var/lib/logbus-bridge
+USER logbus
+CMD ["logbus-bridge", "run"]

@@ -6,7 +6,7 @@ export LOGBUS_KAFKA_PORT ?= 9092
 export LOGBUS_CH_PORT ?= 8123
 DEVSTACK_VENV := $(or $(LOGBUS_DEVSTACK_DIR),.devstack)/venv
 
-.PHONY: install up down run stack-test lint test
+.PHONY: install up down run demo-newapi stack-test lint test
 
 # The Debian packages a fresh machine may lack (only those missing; PostgreSQL included, for the
 # benchmark's baseline), then the dev stack: `make bench` needs nothing `make install` did not install.
@@ -22,6 +22,11 @@ down:
 
 run: up
 	devstack/run.sh
+
+# logbus beside a simulated new-api: a new-api-shaped SQLite database bridged by logbus-bridge
+# (docs/adopting.md). Can run beside `make run` (its users start at 100001).
+demo-newapi: up
+	devstack/demo-newapi.sh
 
 stack-test: install
 	cd devstack/chfront && ../../$(DEVSTACK_VENV)/bin/python -m pytest -q -p no:cacheprovider tests
@@ -42,6 +47,6 @@ test: up stack-test lint
 BENCH_STARTED := $(shell date +%s)
 .PHONY: bench
 bench: up
-	cargo build --release -p logbus-bench -p logbus-ingest -p logbus-query-api
+	cargo build --release -p logbus-bench -p logbus-ingest -p logbus-query-api -p logbus-bridge --bin logbus-bridge
 	LOGBUS_BENCH_COMMAND_STARTED=$(BENCH_STARTED) \
 	target/release/logbus-bench --brokers 127.0.0.1:$(LOGBUS_KAFKA_PORT) $(BENCH_ARGS)

@@ -68,3 +68,19 @@ stop_pid() {
     fi
     rm -f "$f" "$RUN/$name.port"
 }
+
+# launch NAME COMMAND...: starts COMMAND in the background unless NAME runs already; pid in
+# .devstack/run/NAME.pid, output appended to .devstack/logs/NAME.log. The binary is started
+# directly (not through cargo) so that the pid file names the service itself.
+launch() {
+    local name="$1"
+    shift
+    mkdir -p "$RUN" "$LOGS"
+    if pid_alive "$name"; then
+        log "$name already running (pid $(cat "$RUN/$name.pid"))"
+        return 0
+    fi
+    log "starting $name (log: $LOGS/$name.log)"
+    nohup "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+    echo $! >"$RUN/$name.pid"
+}

@@ -17,18 +17,6 @@ cargo build --release -p logbus-ingest --bin logbus-ingest -p logbus-gen --bin l
 cargo build --release -p logbus-query-api --bin logbus-query-api
 TARGET="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
 
-launch() {
-    local name="$1"
-    shift
-    if pid_alive "$name"; then
-        log "$name already running (pid $(cat "$RUN/$name.pid"))"
-        return 0
-    fi
-    log "starting $name (log: $LOGS/$name.log)"
-    nohup "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
-    echo $! >"$RUN/$name.pid"
-}
-
 # The built binaries are started directly (same as `cargo run --release -p ...
 # --bin ...`) so that the pid file names the service itself, not a cargo parent.
 launch logbus-ingest "$TARGET/logbus-ingest"

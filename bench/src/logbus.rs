@@ -92,13 +92,24 @@ pub(crate) async fn storage(c: &Client, db: &str) -> Result<(u64, u64, Vec<Strin
 /// Starts a logbus release binary with `envs` and its output appended to `log`; the
 /// [`Process`] is SIGKILLed if dropped before it is stopped.
 pub(crate) fn spawn_service(bin: &Path, envs: &[(&str, String)], log: &Path) -> Result<Process> {
+    spawn_service_with_args(bin, &[], envs, log)
+}
+
+/// [`spawn_service`] with command-line arguments.
+pub(crate) fn spawn_service_with_args(
+    bin: &Path,
+    args: &[&str],
+    envs: &[(&str, String)],
+    log: &Path,
+) -> Result<Process> {
     if !bin.exists() {
         bail!(
-            "{} not built: run `cargo build --release -p logbus-ingest -p logbus-query-api`",
+            "{} not built: run `cargo build --release -p logbus-ingest -p logbus-query-api -p logbus-bridge`",
             bin.display()
         );
     }
     let mut cmd = Command::new(bin);
+    cmd.args(args);
     // LOGBUS_BENCH_LOG: the children's RUST_LOG, e.g. `logbus_ingest=debug` to see per-batch
     // timings in .devstack/bench/ingest.log.
     cmd.env(

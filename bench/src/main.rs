@@ -1,6 +1,7 @@
 //! logbus-bench: the benchmark suite of logbus against new-api's PostgreSQL `logs` table, on
 //! the local stack (`make up`). See bench/README.md.
 
+mod bridge;
 mod data;
 mod logbus;
 mod pg;
@@ -101,9 +102,12 @@ struct Config {
     /// Skip the ingest measurements (and the single-row INSERT baseline).
     #[arg(long)]
     skip_ingest: bool,
-    /// Skip the query and storage measurements.
+    /// Skip the query and storage measurements (and the bridge's, which reads their data set).
     #[arg(long)]
     skip_queries: bool,
+    /// Skip the bridge's backfill measurement (new-api's PostgreSQL → logbus, SIGKILL, resume).
+    #[arg(long)]
+    skip_bridge: bool,
     /// Unix time (s) at which the whole command started (`make bench` passes the time make
     /// started), so the results give the time of install + build + suite, not only the suite.
     #[arg(long, env = "LOGBUS_BENCH_COMMAND_STARTED")]
@@ -287,8 +291,21 @@ async fn suite(mut cfg: Config) -> Result<()> {
         Some(q)
     };
 
+    let bridge = if cfg.skip_bridge || queries.is_none() {
+        None
+    } else {
+        let mut b = bridge::BridgeRun::default();
+        let clickhouse_url = cfg.clickhouse_url.clone().unwrap_or_default();
+        if let Err(e) = bridge::measure(&cfg.brokers, &clickhouse_url, &work_dir, &pg, &mut b).await
+        {
+            eprintln!("bench: bridge measurement failed: {e:#}");
+            b.error = Some(format!("{e:#}"));
+        }
+        Some(b)
+    };
+
     let load = format!("{load_start} at the start, {} at the end", loadavg());
-    let report = report(
+    let mut report = report(
         &cfg,
         &machine,
         &load,
@@ -297,6 +314,9 @@ async fn suite(mut cfg: Config) -> Result<()> {
         queries.as_ref(),
         started.elapsed(),
     );
+    if let Some(b) = &bridge {
+        report.push_str(&bridge::report_section(b));
+    }
     let out = cfg.out.clone().unwrap_or_else(|| {
         let date = utc_date(now_unix() as u64);
         let name = if cfg.quick {

@@ -12,7 +12,7 @@ use crate::sample::{self, SampleToken, SampleUser};
 /// Log rows per `INSERT`.
 const ROWS_PER_INSERT: usize = 500;
 
-/// What was created: the root user (id 1) and one of its tokens, to try the API with.
+/// What was created: the root user (the first id) and one of its tokens, to try the API with.
 #[derive(Debug, Clone)]
 pub struct Demo {
     pub root: SampleUser,
@@ -20,10 +20,11 @@ pub struct Demo {
     pub log_rows: u64,
 }
 
-/// Creates `path` (it must not exist) with `users` users, two tokens each, and `log_rows`
-/// log rows spread over the last day.
+/// Creates `path` (it must not exist) with `users` users (ids from `first_user_id`), two
+/// tokens each, and `log_rows` log rows spread over the last day.
 pub async fn create_sqlite(
     path: &Path,
+    first_user_id: i64,
     users: usize,
     log_rows: u64,
     seed: u64,
@@ -38,7 +39,7 @@ pub async fn create_sqlite(
     for statement in create_statements(Dialect::Sqlite) {
         sqlx::query(&statement).execute(&pool).await?;
     }
-    let users = sample::users(seed, users.max(1));
+    let users = sample::users_from(seed, first_user_id, users.max(1));
     let tokens = sample::tokens(seed, &users, 2);
     sqlx::query(&sample::insert_users(Dialect::Sqlite, &users))
         .execute(&pool)

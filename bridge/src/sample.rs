@@ -44,17 +44,23 @@ const MODELS: [&str; 4] = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "deepseek
 
 /// `count` users (user 1 is root, role 100; every 10th an admin), each with an access token.
 pub fn users(seed: u64, count: usize) -> Vec<SampleUser> {
+    users_from(seed, 1, count)
+}
+
+/// `count` users with ids from `first_id` (the first is root, role 100; every 10th an admin),
+/// each with an access token.
+pub fn users_from(seed: u64, first_id: i64, count: usize) -> Vec<SampleUser> {
     let mut rng = StdRng::seed_from_u64(seed);
-    (1..=count as i64)
+    (first_id..first_id + count as i64)
         .map(|id| SampleUser {
             id,
-            username: if id == 1 {
+            username: if id == first_id {
                 "root".into()
             } else {
                 format!("user{id}")
             },
             role: match id {
-                1 => 100,
+                _ if id == first_id => 100,
                 _ if id % 10 == 0 => 10,
                 _ => 1,
             },
@@ -65,16 +71,15 @@ pub fn users(seed: u64, count: usize) -> Vec<SampleUser> {
         .collect()
 }
 
-/// `per_user` tokens per user, ids from 1, enabled and unlimited, never expiring.
+/// `per_user` tokens per user, enabled and unlimited, never expiring; token `n` of user `u`
+/// has id `(u - 1) * per_user + n + 1` (ids from 1 for users from 1), as [`log`] assumes.
 pub fn tokens(seed: u64, users: &[SampleUser], per_user: usize) -> Vec<SampleToken> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x7031);
-    let mut id = 0;
     let mut out = Vec::new();
     for user in users {
         for n in 0..per_user {
-            id += 1;
             out.push(SampleToken {
-                id,
+                id: (user.id - 1) * per_user as i64 + n as i64 + 1,
                 user_id: user.id,
                 name: format!("{}-key{n}", user.username),
                 key: random_text(&mut rng, ALPHANUMERIC, 48),

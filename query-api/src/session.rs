@@ -177,7 +177,10 @@ mod tests {
         assert_eq!(session_cookie(&headers), None);
         headers.append(COOKIE, HeaderValue::from_static("theme=dark; lang=zh"));
         assert_eq!(session_cookie(&headers), None);
-        headers.append(COOKIE, HeaderValue::from_static("a=1; session=MTcz-x_y==; b=2"));
+        headers.append(
+            COOKIE,
+            HeaderValue::from_static("a=1; session=MTcz-x_y==; b=2"),
+        );
         assert_eq!(session_cookie(&headers).as_deref(), Some("MTcz-x_y=="));
         let mut empty = HeaderMap::new();
         empty.insert(COOKIE, HeaderValue::from_static("session="));

@@ -14,11 +14,21 @@ struct Args {
     /// Log rows.
     #[arg(long, default_value_t = 20_000)]
     rows: u64,
-    /// Users (user 1 is root), two tokens each.
+    /// Users (the first is root), two tokens each.
     #[arg(long, default_value_t = 20)]
     users: usize,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    /// The first user's id. `make demo-newapi` starts at 100001, clear of the ids
+    /// `logbus-gen` uses (1..=its --users), so both demos can share one logbus.
+    #[arg(long, default_value_t = 1)]
+    first_user_id: i64,
+    /// Seed of the sample rows and credentials (random when absent, so that no two demo
+    /// databases share credentials).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Also write the demo credentials as `KEY=value` lines (ROOT_ID, ACCESS_TOKEN, API_KEY,
+    /// LOG_ROWS) to this file, for scripts.
+    #[arg(long)]
+    env_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -28,17 +38,36 @@ async fn main() -> std::process::ExitCode {
         eprintln!("{} exists: remove it first", args.path.display());
         return std::process::ExitCode::FAILURE;
     }
-    match logbus_bridge::demo::create_sqlite(&args.path, args.users, args.rows, args.seed).await {
+    match logbus_bridge::demo::create_sqlite(
+        &args.path,
+        args.first_user_id,
+        args.users,
+        args.rows,
+        args.seed.unwrap_or_else(rand::random),
+    )
+    .await
+    {
         Ok(demo) => {
             // A demo database's credentials are printed on purpose: they are what the
             // reader tries the API with.
             println!(
-                "created {} with {} log rows; root (user id 1) access token {} ; root's API key sk-{}",
+                "created {} with {} log rows; root (user id {}) access token {} ; root's API key sk-{}",
                 args.path.display(),
                 demo.log_rows,
+                demo.root.id,
                 demo.root.access_token,
                 demo.root_token.key
             );
+            if let Some(file) = &args.env_file {
+                let lines = format!(
+                    "ROOT_ID={}\nACCESS_TOKEN={}\nAPI_KEY=sk-{}\nLOG_ROWS={}\n",
+                    demo.root.id, demo.root.access_token, demo.root_token.key, demo.log_rows
+                );
+                if let Err(error) = std::fs::write(file, lines) {
+                    eprintln!("logbus-bridge-demo-db: {}: {error}", file.display());
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
             std::process::ExitCode::SUCCESS
         }
         Err(error) => {

@@ -120,14 +120,22 @@ async fn new_api_session_cookies_are_checked_with_new_api() {
     .await;
     let now = now();
     api.seed(
-        &[log(now - 30, ALICE), log(now - 20, BOB), log(now - 10, ALICE)],
+        &[
+            log(now - 30, ALICE),
+            log(now - 20, BOB),
+            log(now - 10, ALICE),
+        ],
         &identities(),
     )
     .await;
 
     // The admin's session lists every log, as the access token does.
     let (status, body) = with_cookie(&api, "/api/log/?p=1", "root-session", "1").await;
-    assert_eq!((status, body["success"].clone()), (200, json!(true)), "{body}");
+    assert_eq!(
+        (status, body["success"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
     assert_eq!(body["data"]["total"], 3, "{body}");
     // Only the session cookie and New-Api-User went to new-api, not the other cookies.
     assert_eq!(
@@ -140,7 +148,11 @@ async fn new_api_session_cookies_are_checked_with_new_api() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["total"], 2, "{body}");
     let (status, body) = with_cookie(&api, "/api/log/", "alice-session", "2").await;
-    assert_eq!((status, body["success"].clone()), (403, json!(false)), "{body}");
+    assert_eq!(
+        (status, body["success"].clone()),
+        (403, json!(false)),
+        "{body}"
+    );
 
     // Repeated calls within the TTL ask new-api once per (cookie, user).
     let before = stand_in.calls.load(Ordering::SeqCst);
@@ -152,10 +164,18 @@ async fn new_api_session_cookies_are_checked_with_new_api() {
 
     // Refused by new-api: an unknown cookie, and a cookie claimed as another user.
     let (status, body) = with_cookie(&api, "/api/log/self", "forged", "2").await;
-    assert_eq!((status, body["success"].clone()), (401, json!(false)), "{body}");
+    assert_eq!(
+        (status, body["success"].clone()),
+        (401, json!(false)),
+        "{body}"
+    );
     assert_eq!(body["message"], "无权进行此操作，登录已失效，请重新登录");
     let (status, body) = with_cookie(&api, "/api/log/", "alice-session", "1").await;
-    assert_eq!((status, body["success"].clone()), (401, json!(false)), "{body}");
+    assert_eq!(
+        (status, body["success"].clone()),
+        (401, json!(false)),
+        "{body}"
+    );
     // Without New-Api-User the request is refused before new-api is asked, as new-api does.
     let calls = stand_in.calls.load(Ordering::SeqCst);
     let (status, _, body) = api
@@ -178,7 +198,11 @@ async fn new_api_session_cookies_are_checked_with_new_api() {
     let _ = stop.send(());
     task.await.expect("the stand-in stops");
     let (status, body) = with_cookie(&api, "/api/log/self", "new-session", "2").await;
-    assert_eq!((status, body["success"].clone()), (503, json!(false)), "{body}");
+    assert_eq!(
+        (status, body["success"].clone()),
+        (503, json!(false)),
+        "{body}"
+    );
     api.finish().await;
 }
 
@@ -186,7 +210,11 @@ async fn new_api_session_cookies_are_checked_with_new_api() {
 async fn without_newapi_url_a_cookie_is_not_a_credential() {
     let api = Api::start().await;
     let (status, body) = with_cookie(&api, "/api/log/self", "alice-session", "2").await;
-    assert_eq!((status, body["success"].clone()), (401, json!(false)), "{body}");
+    assert_eq!(
+        (status, body["success"].clone()),
+        (401, json!(false)),
+        "{body}"
+    );
     assert_eq!(
         body["message"],
         "无权进行此操作，未登录且未提供 access token"

@@ -3,6 +3,7 @@
 //! a late-committing row, and new-api's own credentials working, then refused, against the API.
 
 mod adopt;
+mod split_logs;
 
 use crate::support::newapi::Backend;
 
@@ -19,4 +20,9 @@ async fn bridge_adopts_a_postgres_new_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridge_adopts_a_mariadb_new_api() {
     adopt::adopt(Backend::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_reads_logs_from_a_separate_log_database() {
+    split_logs::logs_in_their_own_database().await;
 }

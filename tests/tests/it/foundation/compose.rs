@@ -25,7 +25,7 @@ fn docker_compose_file_is_valid() {
         .output()
         .expect("docker-compose runs");
     let services = String::from_utf8_lossy(&rendered.stdout);
-    for service in ["kafka", "clickhouse", "ingest", "query-api"] {
+    for service in ["kafka", "clickhouse", "ingest", "query-api", "bridge"] {
         assert!(
             services.lines().any(|s| s == service),
             "service {service} missing from {services}"

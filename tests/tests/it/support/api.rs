@@ -159,7 +159,9 @@ impl Api {
     }
 
     /// The API over a fresh database, its config (identity TTL 300 ms) adjusted by `adjust`.
-    pub(crate) async fn start_with(adjust: impl FnOnce(&mut logbus_query_api::config::Config)) -> Api {
+    pub(crate) async fn start_with(
+        adjust: impl FnOnce(&mut logbus_query_api::config::Config),
+    ) -> Api {
         crate::support::init_tracing();
         let db = TestDatabase::migrated().await;
         let ingest = if direct_seed() {
