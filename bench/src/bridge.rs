@@ -15,6 +15,7 @@ use logbus_bridge::newapi_schema::create_statements;
 use logbus_bridge::sample;
 use nix::sys::signal::Signal;
 
+use crate::data::{Generator, Shape};
 use crate::logbus;
 use crate::pg;
 
@@ -71,6 +72,25 @@ async fn add_identity_tables(pgc: &tokio_postgres::Client) -> Result<()> {
     pgc.batch_execute(&sample::insert_channels(Dialect::Postgres))
         .await?;
     Ok(())
+}
+
+/// `--bridge-only`: the query data set into new-api's PostgreSQL `logs` (with its indexes), as
+/// the query suite loads it, without the ClickHouse side.
+pub(crate) async fn load_source(pg: &pg::Postgres, shape: Shape) -> Result<()> {
+    let pgc = pg.connect().await?;
+    pg::create_schema(&pgc, false).await?;
+    let rows = shape.rows;
+    let mut generator = Generator::with_shape(shape);
+    let (mut loaded, t) = (0u64, Instant::now());
+    while let Some(chunk) = generator.next_chunk(250_000) {
+        pg::copy_in(&pgc, pg::copy_chunk(&chunk)).await?;
+        loaded += chunk.len() as u64;
+        eprintln!(
+            "bench: bridge source {loaded}/{rows} rows COPY-ed ({:.0} s)",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    pg::create_indexes(&pgc).await
 }
 
 pub(crate) async fn measure(

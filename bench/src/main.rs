@@ -108,6 +108,10 @@ struct Config {
     /// Skip the bridge's backfill measurement (new-api's PostgreSQL → logbus, SIGKILL, resume).
     #[arg(long)]
     skip_bridge: bool,
+    /// Only the bridge's measurement: the query data set is COPY-ed into PostgreSQL alone
+    /// (no ingest, query or storage figures).
+    #[arg(long)]
+    bridge_only: bool,
     /// Unix time (s) at which the whole command started (`make bench` passes the time make
     /// started), so the results give the time of install + build + suite, not only the suite.
     #[arg(long, env = "LOGBUS_BENCH_COMMAND_STARTED")]
@@ -268,6 +272,11 @@ async fn suite(mut cfg: Config) -> Result<()> {
         .context("starting the baseline PostgreSQL")?;
     eprintln!("bench: {} on 127.0.0.1:{}", pg.version, pg.port);
 
+    if cfg.bridge_only {
+        cfg.skip_ingest = true;
+        cfg.skip_queries = true;
+        bridge::load_source(&pg, query_shape(&cfg)).await?;
+    }
     let ingest = if cfg.skip_ingest {
         None
     } else {
@@ -291,7 +300,7 @@ async fn suite(mut cfg: Config) -> Result<()> {
         Some(q)
     };
 
-    let bridge = if cfg.skip_bridge || queries.is_none() {
+    let bridge = if cfg.skip_bridge || (queries.is_none() && !cfg.bridge_only) {
         None
     } else {
         let mut b = bridge::BridgeRun::default();
@@ -616,15 +625,9 @@ async fn ingest(
     Ok(())
 }
 
-async fn query_suite(
-    cfg: &Config,
-    work_dir: &std::path::Path,
-    pg: &pg::Postgres,
-    q: &mut Queries,
-) -> Result<()> {
-    let db = "logbus_bench";
-    let end = (now_unix() as u32) / 60 * 60;
-    let shape = Shape {
+/// The query data set's shape (ending at the current minute).
+fn query_shape(cfg: &Config) -> Shape {
+    Shape {
         rows: cfg.query_rows,
         span_days: cfg.span_days,
         users: cfg.users,
@@ -633,8 +636,18 @@ async fn query_suite(
         channels: cfg.channels,
         groups: cfg.groups,
         seed: cfg.seed,
-        end,
-    };
+        end: (now_unix() as u32) / 60 * 60,
+    }
+}
+
+async fn query_suite(
+    cfg: &Config,
+    work_dir: &std::path::Path,
+    pg: &pg::Postgres,
+    q: &mut Queries,
+) -> Result<()> {
+    let db = "logbus_bench";
+    let shape = query_shape(cfg);
     let ch = logbus::fresh_database(cfg.clickhouse_url.as_deref().unwrap_or_default(), db).await?;
     let pgc = pg.connect().await?;
     pg::create_schema(&pgc, false).await?;

@@ -14,6 +14,8 @@ use logbus_runtime::ClickHouseArgs;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 /// Default of `--identity-cache-ttl-ms`.
 pub const DEFAULT_IDENTITY_CACHE_TTL_MS: u64 = 2000;
+/// Upper bound of `--identity-cache-ttl-ms`.
+pub const MAX_IDENTITY_CACHE_TTL_MS: u64 = 60_000;
 /// Default of `--newapi-timeout-ms`.
 pub const DEFAULT_NEWAPI_TIMEOUT_MS: u64 = 3000;
 /// Default of `--query-timeout-secs`.
@@ -33,8 +35,14 @@ pub struct Config {
     pub clickhouse: ClickHouseArgs,
 
     /// How long users and tokens looked up for authentication are cached, in milliseconds:
-    /// a disabled user or token is locked out within this time. 0 disables the cache.
-    #[arg(long, env = "LOGBUS_IDENTITY_CACHE_TTL_MS", default_value_t = DEFAULT_IDENTITY_CACHE_TTL_MS)]
+    /// a disabled user or token is locked out within this time. 0 disables the cache; at most
+    /// 60000 (a ban must take effect within a minute).
+    #[arg(
+        long,
+        env = "LOGBUS_IDENTITY_CACHE_TTL_MS",
+        default_value_t = DEFAULT_IDENTITY_CACHE_TTL_MS,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_IDENTITY_CACHE_TTL_MS)
+    )]
     pub identity_cache_ttl_ms: u64,
 
     /// Longest a ClickHouse query may run before the request fails with 504.
@@ -91,6 +99,16 @@ mod tests {
         assert_eq!(config.clickhouse.database, "logbus");
         assert_eq!(config.identity_cache_ttl_ms, 2000);
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_identity_cache_ttl_is_bounded() {
+        let parse = |ttl: &str| {
+            Config::try_parse_from(["logbus-query-api", "--identity-cache-ttl-ms", ttl])
+        };
+        assert!(parse("60000").is_ok());
+        assert!(parse("0").is_ok());
+        assert!(parse("60001").is_err());
     }
 
     #[test]

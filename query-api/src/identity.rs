@@ -17,11 +17,16 @@ pub struct IdentityCache {
     store: Store,
     users: Option<Cache<String, Option<Arc<UserRow>>>>,
     tokens: Option<Cache<String, Option<Arc<TokenRow>>>>,
+    owners: Option<Cache<i64, Option<Arc<UserRow>>>>,
 }
 
 impl IdentityCache {
     pub fn new(store: Store, ttl: Duration) -> Self {
-        fn build<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Option<Cache<String, V>> {
+        fn build<K, V>(ttl: Duration) -> Option<Cache<K, V>>
+        where
+            K: std::hash::Hash + Eq + Send + Sync + 'static,
+            V: Clone + Send + Sync + 'static,
+        {
             (!ttl.is_zero()).then(|| {
                 Cache::builder()
                     .max_capacity(100_000)
@@ -33,6 +38,7 @@ impl IdentityCache {
             store,
             users: build(ttl),
             tokens: build(ttl),
+            owners: build(ttl),
         }
     }
 
@@ -51,6 +57,15 @@ impl IdentityCache {
                 .try_get_with(access_token_hash.to_owned(), load)
                 .await
                 .map_err(|e| (*e).clone()),
+        }
+    }
+
+    /// User `id` (a token's owner), by id.
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<Arc<UserRow>>, DbError> {
+        let load = async { Ok::<_, DbError>(self.store.user_by_id(id).await?.map(Arc::new)) };
+        match &self.owners {
+            None => load.await,
+            Some(cache) => cache.try_get_with(id, load).await.map_err(|e| (*e).clone()),
         }
     }
 

@@ -1,18 +1,19 @@
 //! The router: every path of [`ROUTES`] with and without a trailing slash, the CORS of the
 //! public token endpoint, the JSON fallbacks of unknown paths and methods, the request's
-//! error-message language and request spans that never show query strings (they may hold
-//! token keys).
+//! error-message language, `Cache-Control: no-store` on every response, and request spans
+//! that never show query strings (they may hold token keys).
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::header::ACCEPT_LANGUAGE;
-use axum::http::{HeaderName, Method};
+use axum::http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 use tower_http::cors::{Any, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::{self, Lang};
@@ -96,6 +97,11 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(ops::method_not_allowed)
         .fallback(ops::not_found)
         .layer(axum::middleware::from_fn(language_scope))
+        // Logs are per-user data behind credentials: no browser or proxy may keep a copy.
+        .layer(SetResponseHeaderLayer::overriding(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         // Spans name the path only: query strings may hold token keys.
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {

@@ -35,6 +35,17 @@ pub async fn token_logs(
         .map_err(ApiError::db(Failure::Logs))?
         .filter(|token| token.status == STATUS_ENABLED)
         .ok_or(ApiError::TokenNotFound)?;
+    // As new-api: a banned owner's tokens list nothing (403); an owner logbus has not heard
+    // of yet makes the token unknown.
+    let owner = state
+        .identity()
+        .user_by_id(token.user_id)
+        .await
+        .map_err(ApiError::db(Failure::Logs))?
+        .ok_or(ApiError::TokenNotFound)?;
+    if owner.status != STATUS_ENABLED {
+        return Err(ApiError::UserDisabled);
+    }
     let rows = state
         .store()
         .token_logs(&token)

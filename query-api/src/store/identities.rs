@@ -20,6 +20,25 @@ impl Store {
         .await
     }
 
+    /// The latest version of user `id`, if any (the owner of a token: the table is ordered by
+    /// id, so this reads one granule).
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, DbError> {
+        let sql = format!(
+            "SELECT id, username, role, status, `group`, access_token_sha256, version \
+             FROM {} FINAL WHERE id = {{id:Int64}}",
+            tables::USERS
+        );
+        let rows = self
+            .timed(
+                self.client
+                    .query(&sql)
+                    .param("id", id)
+                    .fetch_all::<UserRow>(),
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
     /// The latest version of the token with this key hash, if any.
     pub async fn token_by_key(&self, hash: &str) -> Result<Option<TokenRow>, DbError> {
         self.latest_holding_hash(

@@ -124,7 +124,12 @@ async fn token_logs_and_cors() {
     other_token.token_id = Some(22);
     events.push(other_token);
     events.push(log(BASE + 20, BOB));
-    api.seed(&events, &identities()).await;
+    // An enabled token of the banned user: new-api refuses it because of its owner.
+    let banned_owners_key = "sk-malloryskey000000000000000000041";
+    let mut identities = identities();
+    identities.push(token(41, BANNED.id, "mallory-token", banned_owners_key, 1));
+    events.push(log(BASE + 30, BANNED));
+    api.seed(&events, &identities).await;
 
     let bare = ALICE_KEY.strip_prefix("sk-").unwrap();
     for path in [
@@ -143,7 +148,7 @@ async fn token_logs_and_cors() {
             assert_eq!(item["channel_name"], "");
         }
     }
-    let (status, _, body) = api
+    let (status, headers, body) = api
         .call(
             reqwest::Method::GET,
             "/api/log/token",
@@ -151,6 +156,10 @@ async fn token_logs_and_cors() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        headers["cache-control"], "no-store",
+        "logs are never cached"
+    );
     assert_eq!(body["data"].as_array().unwrap().len(), 3);
 
     for path in [
@@ -167,6 +176,18 @@ async fn token_logs_and_cors() {
             "{path}"
         );
     }
+
+    let (status, body) = api
+        .get(&format!("/api/log/token?key={banned_owners_key}"), None)
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            403,
+            serde_json::json!({"success": false, "message": "用户已被封禁"})
+        ),
+        "a banned owner's token lists nothing"
+    );
 
     // At most 1000 logs, newest first.
     let bulk: Vec<_> = (0..1000).map(|i| log(BASE - 5000 + i, ALICE)).collect();
