@@ -10,6 +10,8 @@ use std::time::Duration;
 use clap::Parser;
 use logbus_runtime::ClickHouseArgs;
 
+use crate::limits::Limits;
+
 /// Default of `--listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 /// Default of `--identity-cache-ttl-ms`.
@@ -49,6 +51,9 @@ pub struct Config {
     #[arg(long, env = "LOGBUS_QUERY_TIMEOUT_SECS", default_value_t = DEFAULT_QUERY_TIMEOUT_SECS)]
     pub query_timeout_secs: u64,
 
+    #[command(flatten)]
+    pub limits: Limits,
+
     /// new-api's base URL as this process reaches it (`http://new-api:3000`). When set, a
     /// request with new-api's `session` cookie and no `Authorization` is checked with new-api's
     /// `GET /api/user/self` (docs/adopting.md); unset, such a request is refused (401).
@@ -68,6 +73,7 @@ impl Config {
             clickhouse,
             identity_cache_ttl_ms: DEFAULT_IDENTITY_CACHE_TTL_MS,
             query_timeout_secs: DEFAULT_QUERY_TIMEOUT_SECS,
+            limits: Limits::default(),
             newapi_url: None,
             newapi_timeout_ms: DEFAULT_NEWAPI_TIMEOUT_MS,
         }

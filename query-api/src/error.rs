@@ -247,6 +247,14 @@ pub enum ApiError {
     },
     #[error("session cookie: {0}")]
     Session(#[from] SessionError),
+    #[error("request target too long")]
+    UriTooLong,
+    #[error("request headers too large")]
+    HeadersTooLarge,
+    #[error("too many requests at once")]
+    Overloaded,
+    #[error("request took too long")]
+    RequestTimeout,
     #[error("no such route")]
     NotFound,
     #[error("method not allowed")]
@@ -277,6 +285,10 @@ impl ApiError {
             ApiError::Database { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -324,6 +336,15 @@ impl ApiError {
             ApiError::BadRequest(bad) => bad.message(lang),
             ApiError::Database { what, .. } => what.message(lang),
             ApiError::NotFound => lang.pick("接口不存在", "No such endpoint"),
+            ApiError::UriTooLong => lang.pick("请求地址过长", "The request target is too long"),
+            ApiError::HeadersTooLarge => {
+                lang.pick("请求头过大", "The request headers are too large")
+            }
+            ApiError::Overloaded => lang.pick(
+                "服务器繁忙，请稍后重试",
+                "The server is busy, try again later",
+            ),
+            ApiError::RequestTimeout => lang.pick("请求处理超时", "The request took too long"),
             ApiError::MethodNotAllowed => {
                 lang.pick("不支持的请求方法", "Method not allowed for this endpoint")
             }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod identity;
+pub mod limits;
 pub mod openapi;
 pub mod params;
 pub mod routes;

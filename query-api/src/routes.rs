@@ -18,6 +18,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::{self, Lang};
 use crate::handlers::{logs, ops, retention, stat, token};
+use crate::limits::Limits;
 use crate::openapi::openapi_json;
 use crate::state::AppState;
 
@@ -79,8 +80,8 @@ pub async fn language_scope(request: Request, next: Next) -> Response {
     error::LANG.scope(lang, next.run(request)).await
 }
 
-/// The API router.
-pub fn app(state: AppState) -> Router {
+/// The API router, under `limits`.
+pub fn app(state: AppState, limits: &Limits) -> Router {
     let mut router = Router::new();
     let mut paths: Vec<&str> = ROUTES.iter().map(|(_, path)| *path).collect();
     paths.dedup();
@@ -93,9 +94,11 @@ pub fn app(state: AppState) -> Router {
             .route(path, method_router(path))
             .route(&twin, method_router(path));
     }
-    router
+    let router = router
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .fallback(ops::not_found)
+        .fallback(ops::not_found);
+    limits
+        .apply(router)
         .layer(axum::middleware::from_fn(language_scope))
         // Logs are per-user data behind credentials: no browser or proxy may keep a copy.
         .layer(SetResponseHeaderLayer::overriding(
