@@ -16,7 +16,6 @@ use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 60;
@@ -86,7 +85,7 @@ impl Limits {
 
     /// `router` under the request limits (inside the error-language scope, so that overload
     /// messages follow `Accept-Language` too).
-    pub fn apply(&self, router: Router<AppState>) -> Router<AppState> {
+    pub fn apply<S: Clone + Send + Sync + 'static>(&self, router: Router<S>) -> Router<S> {
         let limits = self.clone();
         router
             .layer(
