@@ -106,10 +106,11 @@ impl Batch {
         let letter = |index, payload: &[u8], rejection| {
             DeadLetter::new(
                 source,
+                kind,
                 offset,
                 index,
                 message.key.clone(),
-                payload.to_vec(),
+                payload,
                 rejection,
             )
         };
@@ -192,15 +193,17 @@ impl Batch {
             .unwrap_or(&message.payload);
         DeadLetter::new(
             source,
+            Kind::Logs,
             message.offset,
             row.index,
             message.key.clone(),
-            payload.to_vec(),
+            payload,
             clickhouse_rejected(reason),
         )
     }
 
-    /// The dead letters of every message, when ClickHouse refused the batch's identity rows.
+    /// The dead letters of every message, when ClickHouse refused the batch's identity rows
+    /// (their credentials removed by [`DeadLetter::new`], as every letter's).
     pub(crate) fn rejected_messages(
         &self,
         source: &TopicPartition,
@@ -211,10 +214,11 @@ impl Batch {
             .map(|message| {
                 DeadLetter::new(
                     source,
+                    Kind::Identity,
                     message.offset,
                     None,
                     message.key.clone(),
-                    message.payload.clone(),
+                    &message.payload,
                     clickhouse_rejected(&reason),
                 )
             })

@@ -248,3 +248,92 @@ fn a_refused_row_is_dead_lettered_from_its_slice_of_the_message() {
     assert!(all.iter().all(|l| l.header("source_index").is_none()));
     assert_eq!(all[1].payload, batch.messages[1].payload);
 }
+
+const PLAIN_TOKEN: &str = "plain-access-token-0123456789";
+const PLAIN_KEY: &str = "sk-plainkey0123456789abcdef";
+
+fn identity_letters(payload: &str) -> Vec<DeadLetter> {
+    let mut batch = Batch::default();
+    let source = TopicPartition::new("gateway.identity", 0);
+    let added = batch.add(
+        &source,
+        Kind::Identity,
+        message(0, payload),
+        None,
+        &limits(),
+        Instant::now(),
+    );
+    added.dead
+}
+
+fn carries_a_secret(letter: &DeadLetter) -> bool {
+    let payload = String::from_utf8_lossy(&letter.payload);
+    let headers = letter.headers.iter().map(|(_, v)| v.as_str());
+    std::iter::once(payload.as_ref())
+        .chain(headers)
+        .any(|text| text.contains(PLAIN_TOKEN) || text.contains("plainkey0123456789abcdef"))
+}
+
+#[test]
+fn identity_dead_letters_never_carry_a_plain_credential() {
+    // Invalid (no role), oversized, a wrong-typed credential echoed by the parser's reason,
+    // a credential inside an array, and not JSON at all.
+    let invalid = format!(
+        r#"{{"kind":"user","id":1,"status":1,"version":1,"access_token":"{PLAIN_TOKEN}"}}"#
+    );
+    let oversized = format!(
+        r#"{{"kind":"token","id":1,"user_id":1,"status":1,"version":1,"key":"{PLAIN_KEY}","name":"{}"}}"#,
+        "x".repeat(300)
+    );
+    let echoed = r#"{"kind":"token","id":1,"user_id":1,"status":1,"version":1,"key":{"v":"sk-plainkey0123456789abcdef"}}"#;
+    let nested = format!(r#"[{{"kind":"user","access_token":"{PLAIN_TOKEN}"}}]"#);
+    let broken = format!(r#"{{"kind":"user","access_token":"{PLAIN_TOKEN}","#);
+    for payload in [&invalid, &oversized, &echoed.to_owned(), &nested, &broken] {
+        let letters = identity_letters(payload);
+        let [letter] = &letters[..] else {
+            panic!("one letter for {payload}")
+        };
+        assert!(!carries_a_secret(letter), "{letter:?}");
+    }
+    // The hash replaces the plain value, so the letter can be republished once fixed.
+    let [letter] = &identity_letters(&invalid)[..] else {
+        panic!("one letter")
+    };
+    let json: serde_json::Value = serde_json::from_slice(&letter.payload).expect("JSON");
+    assert_eq!(
+        json["access_token_sha256"],
+        logbus_projections::identity::hash_access_token(PLAIN_TOKEN)
+    );
+    // Not JSON: withheld (the source offset still points at the original).
+    let [letter] = &identity_letters(&broken)[..] else {
+        panic!("one letter")
+    };
+    assert!(letter.payload.is_empty());
+    assert!(letter.header("payload_withheld").is_some());
+}
+
+#[test]
+fn identity_messages_clickhouse_refused_are_dead_lettered_without_credentials() {
+    let mut batch = Batch::default();
+    let source = TopicPartition::new("gateway.identity", 0);
+    let valid = format!(
+        r#"{{"kind":"token","id":1,"user_id":1,"status":1,"version":1,"key":"{PLAIN_KEY}"}}"#
+    );
+    let added = batch.add(
+        &source,
+        Kind::Identity,
+        message(0, &valid),
+        None,
+        &limits(),
+        Instant::now(),
+    );
+    assert!(added.dead.is_empty());
+    let letters = batch.rejected_messages(&source, "Code: 53");
+    assert_eq!(letters.len(), 1);
+    assert!(!carries_a_secret(&letters[0]), "{:?}", letters[0]);
+    let json: serde_json::Value = serde_json::from_slice(&letters[0].payload).expect("JSON");
+    assert_eq!(
+        json["key_sha256"],
+        logbus_projections::identity::hash_token_key(PLAIN_KEY)
+    );
+}
