@@ -2,7 +2,7 @@
 //!
 //! - the event contract: [`events`] (`gateway.logs`), [`identity`] (`gateway.identity`) and
 //!   [`reject`], the typed reason an event is refused with, and [`redact`], the credentials
-//!   a dead letter must not carry;
+//!   a dead letter must not carry, and [`window`], the `created_at` values accepted;
 //! - the ClickHouse schema: [`migrate`] (versioned SQL migrations), [`rows`] (the row types,
 //!   whose column lists SQL reads through `?fields`) and [`schema`] (table names, the minute
 //!   rollup's SELECT, partitioning).
@@ -18,6 +18,7 @@ pub mod redact;
 pub mod reject;
 pub mod rows;
 pub mod schema;
+pub mod window;
 
 pub use error::{Error, Result};
 pub use migrate::{MIGRATIONS, MigrateOptions, Migration, MigrationReport, migrate};

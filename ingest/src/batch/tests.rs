@@ -9,14 +9,25 @@ pub(crate) fn limits() -> Limits {
         max_rows: 3,
         max_bytes: 1_000,
         max_event_bytes: 200,
+        max_events_per_message: 10,
+        created_at: CreatedAtWindow::default(),
         flush_interval: Duration::from_millis(200),
     }
+}
+
+/// The time of the test messages: read now (events of 2023 are in the window).
+pub(crate) fn now_secs() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as u32
 }
 
 pub(crate) fn message(offset: i64, payload: &str) -> SourceMessage {
     SourceMessage {
         offset,
         key: Some(b"7".to_vec()),
+        time: now_secs(),
         payload: payload.as_bytes().to_vec(),
     }
 }
@@ -47,6 +58,7 @@ fn batch(first: i64, last: i64, payloads: &[&[u8]]) -> Batch {
             .map(|(i, p)| SourceMessage {
                 offset: first + i as i64,
                 key: None,
+                time: 0,
                 payload: p.to_vec(),
             })
             .collect(),
@@ -336,4 +348,57 @@ fn identity_messages_clickhouse_refused_are_dead_lettered_without_credentials() 
         json["key_sha256"],
         logbus_projections::identity::hash_token_key(PLAIN_KEY)
     );
+}
+
+#[test]
+fn a_message_of_many_bad_elements_is_dead_lettered_once() {
+    let mut batch = Batch::default();
+    let elements = format!("[{}]", vec!["1"; 100_000].join(","));
+    let mut limits = limits();
+    limits.max_bytes = 1 << 20;
+    let added = batch.add(
+        &logs(),
+        Kind::Logs,
+        message(0, &elements),
+        None,
+        &limits,
+        Instant::now(),
+    );
+    assert_eq!(added.dead.len(), 1, "one letter for the whole message");
+    assert_eq!(added.dead[0].header("reason_class"), Some("oversized"));
+    assert_eq!(added.dead[0].payload, elements.as_bytes());
+}
+
+#[test]
+fn dead_letters_count_in_the_batch_limits() {
+    // 3 bad elements (letters held until the batch is written) fill a batch of 3 rows.
+    let mut batch = Batch::default();
+    add(&mut batch, 0, "[1,2,3]");
+    assert!(batch.is_full(&limits()));
+}
+
+#[test]
+fn created_at_far_ahead_of_the_message_is_dead_lettered() {
+    let mut batch = Batch::default();
+    let future = format!(
+        r#"{{"created_at":{},"type":2,"user_id":7}}"#,
+        now_secs() + 86_400
+    );
+    let added = add(&mut batch, 0, &future);
+    assert_eq!(added.dead.len(), 1);
+    assert_eq!(added.dead[0].header("reason_class"), Some("out_of_window"));
+    assert!(batch.rows.is_empty());
+    // Judged against the message's time, not the clock: a replay judges it alike.
+    let mut replayed = message(0, &future);
+    replayed.time = now_secs() + 86_400;
+    let added = batch.add(
+        &logs(),
+        Kind::Logs,
+        replayed,
+        None,
+        &limits(),
+        Instant::now(),
+    );
+    assert!(added.dead.is_empty());
+    assert_eq!(batch.rows.len(), 1);
 }

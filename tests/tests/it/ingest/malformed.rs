@@ -60,7 +60,17 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_valid_ones_land() {
         .into_bytes();
         array_rows += 2;
         bad.push((array, "invalid_event", element.into_bytes(), Some(1)));
+        // A day ahead of its message's time: outside the created_at window.
+        let future = format!(
+            r#"{{"created_at":{},"type":2,"user_id":{i}}}"#,
+            crate::support::api::now() + 86_400
+        )
+        .into_bytes();
+        bad.push((future.clone(), "out_of_window", future, None));
     }
+    // More elements than --max-events-per-message: one dead letter for the whole message.
+    let many = format!("[{}]", vec!["1"; 20_000].join(",")).into_bytes();
+    bad.push((many.clone(), "oversized", many, None));
     let array_quota = (PER_KIND as i64) * 12;
 
     // Interleave: valid events with the malformed ones spread among them.
