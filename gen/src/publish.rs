@@ -38,9 +38,11 @@ pub struct GenConfig {
     /// Log events to publish (0: forever).
     #[arg(long, env = "LOGBUS_GEN_COUNT", default_value_t = 0)]
     pub count: u64,
-    /// Seed of every generated value (users, tokens, credentials, events).
-    #[arg(long, env = "LOGBUS_GEN_SEED", default_value_t = 42)]
-    pub seed: u64,
+    /// Seed of every generated value (users, tokens, credentials, events). Default: a random
+    /// one, drawn at start and printed, so that the demo's credentials are not known in
+    /// advance; pass the printed seed to publish the same users and credentials again.
+    #[arg(long, env = "LOGBUS_GEN_SEED")]
+    pub seed: Option<u64>,
     /// Number of gateway users (user 1 is root).
     #[arg(long, env = "LOGBUS_GEN_USERS", default_value_t = 200)]
     pub users: usize,
@@ -56,6 +58,19 @@ pub struct GenReport {
     pub identity_events: u64,
     /// Sum of quota of the published log events.
     pub quota: i64,
+}
+
+/// A seed from the operating system's random source: the demo credentials derive from it.
+pub fn random_seed() -> u64 {
+    rand::random()
+}
+
+impl GenConfig {
+    /// Draws the random seed if none was given, once, so that what is printed and what is
+    /// published agree; returns the seed.
+    pub fn resolve_seed(&mut self) -> u64 {
+        *self.seed.get_or_insert_with(random_seed)
+    }
 }
 
 fn now_secs() -> i64 {
@@ -113,7 +128,8 @@ pub async fn publish(config: &GenConfig, progress: bool) -> Result<GenReport, Er
         .set("message.timeout.ms", "60000")
         .set("queue.buffering.max.messages", "200000")
         .create()?;
-    let mut generator = Generator::new(config.seed, config.users);
+    let seed = config.seed.unwrap_or_else(random_seed);
+    let mut generator = Generator::new(seed, config.users);
     let mut report = GenReport::default();
     let mut in_flight = VecDeque::new();
     if !config.no_identity {
@@ -193,5 +209,29 @@ fn burst_extra(t: f64) -> f64 {
         2.0 * phase
     } else {
         4.0 - 0.5 * (phase - 2.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::identity::admin_access_token;
+
+    #[test]
+    fn the_seed_is_random_unless_given() {
+        let parse = |args: &[&str]| GenConfig::try_parse_from(args).expect("parses");
+        if std::env::var_os("LOGBUS_GEN_SEED").is_none() {
+            let (mut a, mut b) = (parse(&["logbus-gen"]), parse(&["logbus-gen"]));
+            let seed = a.resolve_seed();
+            assert_eq!(a.resolve_seed(), seed, "drawn once");
+            assert_ne!(b.resolve_seed(), seed);
+            assert_ne!(
+                admin_access_token(seed),
+                admin_access_token(b.resolve_seed())
+            );
+        }
+        assert_eq!(parse(&["logbus-gen", "--seed", "42"]).resolve_seed(), 42);
     }
 }

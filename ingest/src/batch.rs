@@ -9,10 +9,11 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use logbus_projections::events::parse_log_message;
+use logbus_projections::events::{MessageLimits, parse_log_message};
 use logbus_projections::identity::{IdentityRow, parse_identity_message};
 use logbus_projections::reject::{RejectKind, Rejection};
 use logbus_projections::rows::{Intent, LogRow, TokenRow, UserRow};
+use logbus_projections::window::CreatedAtWindow;
 use sha2::{Digest, Sha256};
 
 use crate::dead_letter::DeadLetter;
@@ -22,13 +23,23 @@ use crate::source::{Kind, SourceMessage, TopicPartition};
 /// flushed as an ordinary batch (the tail can only be missing if the log was truncated).
 pub(crate) const PLANNED_BATCH_PATIENCE: Duration = Duration::from_secs(30);
 
-/// The size and age limits of an unplanned batch, and the event size limit.
+/// The size and age limits of an unplanned batch, and what a message may hold.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
     pub(crate) max_rows: usize,
     pub(crate) max_bytes: usize,
     pub(crate) max_event_bytes: usize,
+    pub(crate) max_events_per_message: usize,
+    pub(crate) created_at: CreatedAtWindow,
     pub(crate) flush_interval: Duration,
+}
+
+impl Limits {
+    /// What the parser accepts of a message of time `time` (see [`SourceMessage::time`]).
+    fn message(&self, time: u32) -> MessageLimits {
+        MessageLimits::new(self.max_event_bytes, self.max_events_per_message)
+            .with_created_at(self.created_at.around(time))
+    }
 }
 
 /// Where a row's event lies: which message of the batch, its position in the message's
@@ -45,8 +56,11 @@ pub(crate) struct Batch {
     pub(crate) first_offset: i64,
     pub(crate) last_offset: i64,
     pub(crate) started: Option<Instant>,
-    /// Payload bytes of the messages.
+    /// Payload bytes of the messages and of the dead letters sent while the batch was read
+    /// (copies, held until the batch is written: they count in its memory).
     pub(crate) bytes: usize,
+    /// Dead letters sent while the batch was read: they count as rows in its limits.
+    pub(crate) dead_letters: usize,
     /// The messages, to hash the batch and to dead-letter rows that ClickHouse rejects.
     pub(crate) messages: Vec<SourceMessage>,
     pub(crate) rows: Vec<LogRow>,
@@ -73,7 +87,7 @@ impl Batch {
     }
 
     fn row_count(&self) -> usize {
-        self.rows.len() + self.users.len() + self.tokens.len()
+        self.rows.len() + self.users.len() + self.tokens.len() + self.dead_letters
     }
 
     /// The offset to commit once the batch is written.
@@ -106,10 +120,11 @@ impl Batch {
         let letter = |index, payload: &[u8], rejection| {
             DeadLetter::new(
                 source,
+                kind,
                 offset,
                 index,
                 message.key.clone(),
-                payload.to_vec(),
+                payload,
                 rejection,
             )
         };
@@ -119,7 +134,7 @@ impl Batch {
                 &source.topic,
                 source.partition,
                 offset,
-                limits.max_event_bytes,
+                &limits.message(message.time),
             ) {
                 Err(rejection) => added.dead.push(letter(None, &message.payload, rejection)),
                 Ok(events) => {
@@ -149,6 +164,8 @@ impl Batch {
                 }
             }
         }
+        self.dead_letters += added.dead.len();
+        self.bytes += added.dead.iter().map(|l| l.payload.len()).sum::<usize>();
         self.messages.push(message);
         added
     }
@@ -192,15 +209,17 @@ impl Batch {
             .unwrap_or(&message.payload);
         DeadLetter::new(
             source,
+            Kind::Logs,
             message.offset,
             row.index,
             message.key.clone(),
-            payload.to_vec(),
+            payload,
             clickhouse_rejected(reason),
         )
     }
 
-    /// The dead letters of every message, when ClickHouse refused the batch's identity rows.
+    /// The dead letters of every message, when ClickHouse refused the batch's identity rows
+    /// (their credentials removed by [`DeadLetter::new`], as every letter's).
     pub(crate) fn rejected_messages(
         &self,
         source: &TopicPartition,
@@ -211,10 +230,11 @@ impl Batch {
             .map(|message| {
                 DeadLetter::new(
                     source,
+                    Kind::Identity,
                     message.offset,
                     None,
                     message.key.clone(),
-                    message.payload.clone(),
+                    &message.payload,
                     clickhouse_rejected(&reason),
                 )
             })

@@ -6,6 +6,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use clap::Parser;
+use logbus_projections::window::{self, CreatedAtWindow};
 use logbus_runtime::{ClickHouseArgs, KafkaArgs};
 
 use crate::Error;
@@ -17,6 +18,13 @@ pub const DEFAULT_BATCH_MAX_BYTES: usize = 8 * 1024 * 1024;
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 200;
 pub const DEFAULT_MAX_INFLIGHT_BATCHES: usize = 2;
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 256 * 1024;
+/// A 1 MiB Kafka message (the broker's default limit) holds at most about 22,000 of the
+/// smallest valid events; no producer of ours batches more than a few hundred per message.
+pub const DEFAULT_MAX_EVENTS_PER_MESSAGE: usize = 10_000;
+pub const DEFAULT_CREATED_AT_MAX_FUTURE_SECS: u32 = window::DEFAULT_MAX_FUTURE_SECS;
+pub const DEFAULT_CREATED_AT_MAX_AGE_DAYS: u32 = window::DEFAULT_MAX_AGE_SECS / 86_400;
+/// The largest age in days whose seconds fit the window's `u32`.
+const MAX_AGE_DAYS_LIMIT: u32 = u32::MAX / 86_400;
 pub const DEFAULT_DEDUP_WINDOW_SECS: u64 = 86_400;
 pub const DEFAULT_HTTP_ADDR: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9464));
@@ -66,6 +74,30 @@ pub struct IngestConfig {
     /// Events larger than this go to the dead-letter topic.
     #[arg(long, env = "LOGBUS_MAX_EVENT_BYTES", default_value_t = DEFAULT_MAX_EVENT_BYTES)]
     pub max_event_bytes: usize,
+    /// A log message (a JSON array) of more events than this is dead-lettered once, whole,
+    /// instead of one dead letter per element.
+    #[arg(
+        long,
+        env = "LOGBUS_MAX_EVENTS_PER_MESSAGE",
+        default_value_t = DEFAULT_MAX_EVENTS_PER_MESSAGE
+    )]
+    pub max_events_per_message: usize,
+    /// Events whose created_at is more than this many seconds after their message's Kafka
+    /// timestamp are dead-lettered (reason class out_of_window).
+    #[arg(
+        long,
+        env = "LOGBUS_CREATED_AT_MAX_FUTURE_SECS",
+        default_value_t = DEFAULT_CREATED_AT_MAX_FUTURE_SECS
+    )]
+    pub created_at_max_future_secs: u32,
+    /// Events whose created_at is more than this many days before their message's Kafka
+    /// timestamp are dead-lettered (0: no lower bound). Generous, for backfills.
+    #[arg(
+        long,
+        env = "LOGBUS_CREATED_AT_MAX_AGE_DAYS",
+        default_value_t = DEFAULT_CREATED_AT_MAX_AGE_DAYS
+    )]
+    pub created_at_max_age_days: u32,
     /// Re-published events (same event_id) are dropped when they arrive within this window
     /// of the first copy's ingestion.
     #[arg(long, env = "LOGBUS_DEDUP_WINDOW_SECS", default_value_t = DEFAULT_DEDUP_WINDOW_SECS)]
@@ -124,6 +156,9 @@ impl IngestConfig {
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
             max_inflight_batches: DEFAULT_MAX_INFLIGHT_BATCHES,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            max_events_per_message: DEFAULT_MAX_EVENTS_PER_MESSAGE,
+            created_at_max_future_secs: DEFAULT_CREATED_AT_MAX_FUTURE_SECS,
+            created_at_max_age_days: DEFAULT_CREATED_AT_MAX_AGE_DAYS,
             dedup_window_secs: DEFAULT_DEDUP_WINDOW_SECS,
             http_addr: DEFAULT_HTTP_ADDR,
             session_timeout_ms: DEFAULT_SESSION_TIMEOUT_MS,
@@ -157,9 +192,28 @@ impl IngestConfig {
                 "lag-interval-ms must be positive and at most kafka-unreachable-after-ms".into(),
             ));
         }
+        if self.max_events_per_message == 0 {
+            return Err(Error::Config(
+                "max-events-per-message must be positive".into(),
+            ));
+        }
+        if self.created_at_max_age_days > MAX_AGE_DAYS_LIMIT {
+            return Err(Error::Config(format!(
+                "created-at-max-age-days must be at most {MAX_AGE_DAYS_LIMIT} (0: no bound)"
+            )));
+        }
         logbus_projections::validate_database_name(&self.clickhouse.database)?;
         self.fail_after()?;
         Ok(())
+    }
+
+    /// The accepted `created_at` window, relative to a message's time.
+    pub(crate) fn created_at_window(&self) -> CreatedAtWindow {
+        CreatedAtWindow {
+            max_future_secs: self.created_at_max_future_secs,
+            max_age_secs: (self.created_at_max_age_days > 0)
+                .then(|| self.created_at_max_age_days.saturating_mul(86_400)),
+        }
     }
 
     /// The fail point's insert count (`after-insert:N`), if one is set.
@@ -219,6 +273,15 @@ mod tests {
         let mut config = self::config();
         config.kafka_unreachable_after_ms = config.lag_interval_ms - 1;
         assert!(config.validate().is_err());
+        let mut config = self::config();
+        config.max_events_per_message = 0;
+        assert!(config.validate().is_err());
+        let mut config = self::config();
+        config.created_at_max_age_days = MAX_AGE_DAYS_LIMIT + 1;
+        assert!(config.validate().is_err());
+        config.created_at_max_age_days = 0;
+        assert!(config.validate().is_ok());
+        assert_eq!(config.created_at_window().max_age_secs, None);
     }
 
     #[test]
@@ -231,6 +294,7 @@ mod tests {
         }
         assert_eq!(built.http_addr.to_string(), "127.0.0.1:9464");
         assert_eq!(built.batch_max_bytes, 8_388_608);
+        assert_eq!(built.created_at_window(), CreatedAtWindow::default());
     }
 
     #[test]

@@ -37,6 +37,8 @@ fn limits(config: &IngestConfig) -> Limits {
         max_rows: config.batch_max_rows,
         max_bytes: config.batch_max_bytes,
         max_event_bytes: config.max_event_bytes,
+        max_events_per_message: config.max_events_per_message,
+        created_at: config.created_at_window(),
         flush_interval: Duration::from_millis(config.flush_interval_ms),
     }
 }

@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use logbus_projections::redact::redact_credentials;
 use logbus_projections::reject::{RejectKind, Rejection};
 use metrics::counter;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -16,7 +17,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use crate::Error;
 use crate::metrics::names;
 use crate::retry::{Backoff, Retrier};
-use crate::source::TopicPartition;
+use crate::source::{Kind, TopicPartition};
 
 /// A dead letter, built but not sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,19 +30,26 @@ pub(crate) struct DeadLetter {
 
 impl DeadLetter {
     /// The letter of `payload` (a whole message, or one element of an array message when
-    /// `index` is `Some`) read at `offset` of `source` with `key`, refused for `rejection`.
-    /// Headers: `reason`, `reason_class`, `source_topic`, `source_partition`,
-    /// `source_offset`, and `source_index` for array elements only.
+    /// `index` is `Some`) read at `offset` of `source` (a `kind` partition) with `key`,
+    /// refused for `rejection`. Headers: `reason`, `reason_class`, `source_topic`,
+    /// `source_partition`, `source_offset`, `source_index` for array elements only, and
+    /// `payload_withheld` when the payload is left out.
+    ///
+    /// Plain credentials are removed here, for every source of letters at once
+    /// ([`logbus_projections::redact`]): hashed in a JSON payload and scrubbed from the
+    /// reason; an identity payload that is not JSON is withheld.
     pub(crate) fn new(
         source: &TopicPartition,
+        kind: Kind,
         offset: i64,
         index: Option<usize>,
         key: Option<Vec<u8>>,
-        payload: Vec<u8>,
+        payload: &[u8],
         rejection: Rejection,
     ) -> Self {
+        let redaction = redact_credentials(payload, kind == Kind::Identity);
         let mut headers = vec![
-            ("reason", rejection.reason),
+            ("reason", redaction.scrub(&rejection.reason)),
             ("reason_class", rejection.kind.as_str().to_owned()),
             ("source_topic", source.topic.clone()),
             ("source_partition", source.partition.to_string()),
@@ -50,9 +58,12 @@ impl DeadLetter {
         if let Some(index) = index {
             headers.push(("source_index", index.to_string()));
         }
+        if let Some(why) = redaction.withheld {
+            headers.push(("payload_withheld", why.to_owned()));
+        }
         Self {
             key,
-            payload,
+            payload: redaction.payload,
             headers,
             kind: rejection.kind,
         }
@@ -174,10 +185,11 @@ mod tests {
         let rejection = Rejection::new(RejectKind::InvalidEvent, "type 9 is out of range");
         let letter = DeadLetter::new(
             &source,
+            Kind::Logs,
             42,
             None,
             Some(b"k".to_vec()),
-            b"{}".to_vec(),
+            b"{}",
             rejection,
         );
         let names: Vec<&str> = letter.headers.iter().map(|(key, _)| *key).collect();
@@ -204,7 +216,7 @@ mod tests {
     fn only_array_elements_carry_a_source_index() {
         let source = TopicPartition::new("t", 0);
         let rejection = Rejection::new(RejectKind::ClickHouseRejected, "rejected by ClickHouse");
-        let letter = DeadLetter::new(&source, 7, Some(2), None, b"{}".to_vec(), rejection);
+        let letter = DeadLetter::new(&source, Kind::Logs, 7, Some(2), None, b"{}", rejection);
         assert_eq!(letter.header("source_index"), Some("2"));
         assert_eq!(letter.header("reason_class"), Some("clickhouse_rejected"));
     }

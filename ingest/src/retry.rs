@@ -73,19 +73,37 @@ const DATA_ERROR_CODES: &[u32] = &[
     469, // VIOLATED_CONSTRAINT
 ];
 
-pub(crate) fn classify(error: &clickhouse::error::Error) -> Failure {
+/// TOO_MANY_PARTS: both "too many parts" (merges are behind: back-pressure, retried) and
+/// "too many partitions for single INSERT block" (the block's `created_at` values span more
+/// days than `max_partitions_per_insert_block`: the same block fails for ever).
+const TOO_MANY_PARTS: u32 = 252;
+
+fn error_code(text: &str) -> Option<u32> {
+    text.split("Code: ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse::<u32>().ok())
+}
+
+/// Whether ClickHouse refused a block for spanning too many partitions (days of `logs`): a
+/// data error that smaller blocks, each over fewer days, do not have.
+pub(crate) fn is_partition_limit(error: &clickhouse::error::Error) -> bool {
     match error {
         clickhouse::error::Error::BadResponse(text) => {
-            let code = text
-                .split("Code: ")
-                .nth(1)
-                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-                .and_then(|digits| digits.parse::<u32>().ok());
-            match code {
-                Some(code) if DATA_ERROR_CODES.contains(&code) => Failure::Data,
-                _ => Failure::Transient,
-            }
+            error_code(text) == Some(TOO_MANY_PARTS)
+                && text.contains("partitions for single INSERT block")
         }
+        _ => false,
+    }
+}
+
+pub(crate) fn classify(error: &clickhouse::error::Error) -> Failure {
+    match error {
+        clickhouse::error::Error::BadResponse(text) => match error_code(text) {
+            Some(code) if DATA_ERROR_CODES.contains(&code) => Failure::Data,
+            _ if is_partition_limit(error) => Failure::Data,
+            _ => Failure::Transient,
+        },
         _ => Failure::Transient,
     }
 }
@@ -292,6 +310,13 @@ mod tests {
             "Code: 252. DB::Exception: Too many parts. (TOO_MANY_PARTS)".into(),
         );
         assert_eq!(classify(&overload), Failure::Transient);
+        // The same code for a block spanning too many partitions: the data's fault.
+        let spread = clickhouse::error::Error::BadResponse(
+            "Code: 252. DB::Exception: Too many partitions for single INSERT block (more than 100). The limit is controlled by 'max_partitions_per_insert_block' setting. (TOO_MANY_PARTS) (version 26.9.2.1 (official build))".into(),
+        );
+        assert_eq!(classify(&spread), Failure::Data);
+        assert!(is_partition_limit(&spread));
+        assert!(!is_partition_limit(&overload));
         assert_eq!(
             classify(&clickhouse::error::Error::TimedOut),
             Failure::Transient

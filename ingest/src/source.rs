@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use logbus_projections::window::message_time;
 use rdkafka::Message;
 
 /// A partition of a topic: the unit of batching, replay planning and committing.
@@ -50,21 +51,29 @@ impl Kind {
     }
 }
 
-/// One consumed message as a batch keeps it: its offset, key and payload. The payload is
-/// kept whole (it is hashed into the batch id, and a row ClickHouse rejects is dead-lettered
-/// from a slice of it).
+/// One consumed message as a batch keeps it: its offset, key, time and payload. The payload
+/// is kept whole (it is hashed into the batch id, and a row ClickHouse rejects is
+/// dead-lettered from a slice of it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SourceMessage {
     pub(crate) offset: i64,
     pub(crate) key: Option<Vec<u8>>,
+    /// Unix seconds: the message's Kafka timestamp, never later than when it was read (see
+    /// [`logbus_projections::window`]); the `created_at` window is judged around it, so a
+    /// replay judges the message alike.
+    pub(crate) time: u32,
     pub(crate) payload: Vec<u8>,
 }
 
 impl SourceMessage {
     pub(crate) fn of(message: &impl Message) -> Self {
+        let read_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         Self {
             offset: message.offset(),
             key: message.key().map(<[u8]>::to_vec),
+            time: message_time(message.timestamp().to_millis(), read_at),
             payload: message.payload().unwrap_or_default().to_vec(),
         }
     }

@@ -17,7 +17,7 @@ use crate::Error;
 use crate::batch::{Batch, RowSource, batch_id};
 use crate::dead_letter::{DeadLetterQueue, SentLetter};
 use crate::metrics::names;
-use crate::retry::{Retrier, RetryError};
+use crate::retry::{Retrier, RetryError, is_partition_limit};
 use crate::source::{Kind, TopicPartition};
 use crate::store::Store;
 
@@ -271,6 +271,11 @@ impl Writer {
                 Err(RetryError::GaveUp) => return Err(self.retrier.gave_up()),
                 Err(RetryError::Data(e)) if part.len() > 1 => {
                     tracing::debug!(error = %e, rows = part.len(), "ClickHouse rejected a block; splitting it");
+                    if is_partition_limit(&e) {
+                        // Halves over disjoint days: each split halves the partitions a part
+                        // spans (a stable sort, so a replay splits alike).
+                        part.sort_by_key(|&i| rows[i].created_at);
+                    }
                     let right = part.split_off(part.len() / 2);
                     pending.push((right, false));
                     pending.push((part, false));

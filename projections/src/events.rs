@@ -2,6 +2,10 @@
 //! message into log rows, element by element, so that one bad element of an array never
 //! costs the good ones.
 
+use std::cell::Cell;
+use std::ops::RangeInclusive;
+
+use serde::de::{DeserializeSeed, Error as _, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -97,16 +101,48 @@ pub struct ParsedEvent<'a> {
     pub row: Result<LogRow, Rejection>,
 }
 
-/// Splits a message into its events and validates each. An `Err` (always
-/// [`RejectKind::Unreadable`]) means the message as a whole could not be read: not UTF-8
-/// JSON, or neither an object nor an array.
+/// What a message may hold beyond the contract's types: the size of an event, the number of
+/// events of an array message, and the `created_at` window ([`crate::window`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageLimits {
+    pub max_event_bytes: usize,
+    pub max_events: usize,
+    pub created_at: RangeInclusive<u32>,
+}
+
+impl MessageLimits {
+    /// Events of at most `max_event_bytes`, messages of at most `max_events`, any
+    /// `created_at` the contract allows.
+    pub fn new(max_event_bytes: usize, max_events: usize) -> Self {
+        Self {
+            max_event_bytes,
+            max_events,
+            created_at: 1..=u32::MAX,
+        }
+    }
+
+    /// The same limits with `created_at` restricted to `window`.
+    pub fn with_created_at(self, window: RangeInclusive<u32>) -> Self {
+        Self {
+            created_at: window,
+            ..self
+        }
+    }
+}
+
+/// Splits a message into its events and validates each. An `Err` means the message as a whole
+/// is refused: [`RejectKind::Unreadable`] when it could not be read (not UTF-8 JSON, or neither
+/// an object nor an array), [`RejectKind::Oversized`] when it holds more than
+/// `limits.max_events` events (one dead letter instead of one per element; reading stops at
+/// the first element over the limit).
 pub fn parse_log_message<'a>(
     payload: &'a [u8],
     topic: &str,
     partition: i32,
     offset: i64,
-    max_event_bytes: usize,
+    limits: &MessageLimits,
 ) -> Result<Vec<ParsedEvent<'a>>, Rejection> {
+    let max_event_bytes = limits.max_event_bytes;
     let unreadable = |reason: String| Rejection::new(RejectKind::Unreadable, reason);
     let source = |index| EventSource {
         topic,
@@ -117,8 +153,7 @@ pub fn parse_log_message<'a>(
     let first = payload.iter().find(|b| !b.is_ascii_whitespace()).copied();
     match first {
         Some(b'[') => {
-            let elements: Vec<&RawValue> = serde_json::from_slice(payload)
-                .map_err(|e| unreadable(format!("message is not a valid JSON array: {e}")))?;
+            let elements = bounded_elements(payload, limits.max_events)?;
             Ok(elements
                 .into_iter()
                 .enumerate()
@@ -130,7 +165,8 @@ pub fn parse_log_message<'a>(
                         index: Some(index),
                         raw,
                         span: start..start + raw.len(),
-                        row: parse_event(raw, source(index), max_event_bytes),
+                        row: parse_event(raw, source(index), max_event_bytes)
+                            .and_then(|row| in_window(row, &limits.created_at)),
                     }
                 })
                 .collect())
@@ -139,13 +175,80 @@ pub fn parse_log_message<'a>(
             index: None,
             raw: payload,
             span: 0..payload.len(),
-            row: parse_event(payload, source(0), max_event_bytes),
+            row: parse_event(payload, source(0), max_event_bytes)
+                .and_then(|row| in_window(row, &limits.created_at)),
         }]),
         None => Err(unreadable("message is empty".into())),
         Some(_) => Err(unreadable(
             "message is neither a JSON object nor a JSON array of objects".into(),
         )),
     }
+}
+
+/// The elements of an array message, at most `max`: a longer array is refused as it is read,
+/// before its elements are collected.
+fn bounded_elements(payload: &[u8], max: usize) -> Result<Vec<&RawValue>, Rejection> {
+    struct Bounded<'c> {
+        max: usize,
+        over: &'c Cell<bool>,
+    }
+    impl<'de> Visitor<'de> for Bounded<'_> {
+        type Value = Vec<&'de RawValue>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut elements = Vec::new();
+            while let Some(element) = seq.next_element::<&'de RawValue>()? {
+                if elements.len() == self.max {
+                    self.over.set(true);
+                    return Err(A::Error::custom("too many events"));
+                }
+                elements.push(element);
+            }
+            Ok(elements)
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Bounded<'_> {
+        type Value = Vec<&'de RawValue>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    let over = Cell::new(false);
+    let mut deserializer = serde_json::Deserializer::from_slice(payload);
+    let elements = Bounded { max, over: &over }
+        .deserialize(&mut deserializer)
+        .and_then(|elements| deserializer.end().map(|()| elements));
+    elements.map_err(|e| {
+        if over.get() {
+            Rejection::new(
+                RejectKind::Oversized,
+                format!("message holds more than {max} events, over the limit"),
+            )
+        } else {
+            Rejection::new(
+                RejectKind::Unreadable,
+                format!("message is not a valid JSON array: {e}"),
+            )
+        }
+    })
+}
+
+/// Refuses a row whose `created_at` lies outside the accepted window.
+fn in_window(row: LogRow, window: &RangeInclusive<u32>) -> Result<LogRow, Rejection> {
+    if window.contains(&row.created_at) {
+        return Ok(row);
+    }
+    Err(Rejection::new(
+        RejectKind::OutOfWindow,
+        format!(
+            "created_at {} is outside the accepted window {}..={} around the message's time",
+            row.created_at,
+            window.start(),
+            window.end()
+        ),
+    ))
 }
 
 /// Validates one event's JSON text into a row (`ingest_batch` left 0 for the caller to set).
@@ -188,6 +291,19 @@ impl LogEvent {
         }
         if self.user_id < 0 {
             return Err(invalid(format!("user_id {} is negative", self.user_id)));
+        }
+        // Counts cannot be negative; `quota` can (new-api logs a re-billed task's delta,
+        // `actual - pre-consumed`), so it is summed as sent.
+        let counts = [
+            ("prompt_tokens", self.prompt_tokens.unwrap_or_default()),
+            (
+                "completion_tokens",
+                self.completion_tokens.unwrap_or_default(),
+            ),
+            ("use_time", i64::from(self.use_time.unwrap_or_default())),
+        ];
+        if let Some((field, value)) = counts.iter().find(|(_, value)| *value < 0) {
+            return Err(invalid(format!("{field} {value} is negative")));
         }
         let other = match self.other {
             None | Some(serde_json::Value::Null) => String::new(),

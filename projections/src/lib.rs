@@ -1,7 +1,8 @@
 //! The contract and the schema of logbus, shared by every crate that reads or writes them:
 //!
 //! - the event contract: [`events`] (`gateway.logs`), [`identity`] (`gateway.identity`) and
-//!   [`reject`], the typed reason an event is refused with;
+//!   [`reject`], the typed reason an event is refused with, and [`redact`], the credentials
+//!   a dead letter must not carry, and [`window`], the `created_at` values accepted;
 //! - the ClickHouse schema: [`migrate`] (versioned SQL migrations), [`rows`] (the row types,
 //!   whose column lists SQL reads through `?fields`) and [`schema`] (table names, the minute
 //!   rollup's SELECT, partitioning).
@@ -13,9 +14,11 @@ mod error;
 pub mod events;
 pub mod identity;
 pub mod migrate;
+pub mod redact;
 pub mod reject;
 pub mod rows;
 pub mod schema;
+pub mod window;
 
 pub use error::{Error, Result};
 pub use migrate::{MIGRATIONS, MigrateOptions, Migration, MigrationReport, migrate};

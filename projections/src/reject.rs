@@ -9,22 +9,27 @@ pub enum RejectKind {
     /// The message as a whole cannot be read: empty, not JSON, or neither an object nor an
     /// array of objects.
     Unreadable,
-    /// An event larger than the configured limit.
+    /// An event larger than the configured limit, or a message of more events than the
+    /// configured limit.
     Oversized,
     /// A log event that breaks the contract (missing or mistyped field, value out of range).
     InvalidEvent,
     /// An identity event that breaks the contract.
     InvalidIdentity,
+    /// A valid event whose `created_at` lies outside the accepted window around its
+    /// message's time ([`crate::window`]).
+    OutOfWindow,
     /// The event was valid but ClickHouse refused the row it became.
     ClickHouseRejected,
 }
 
 impl RejectKind {
-    pub const ALL: [RejectKind; 5] = [
+    pub const ALL: [RejectKind; 6] = [
         RejectKind::Unreadable,
         RejectKind::Oversized,
         RejectKind::InvalidEvent,
         RejectKind::InvalidIdentity,
+        RejectKind::OutOfWindow,
         RejectKind::ClickHouseRejected,
     ];
 
@@ -35,6 +40,7 @@ impl RejectKind {
             RejectKind::Oversized => "oversized",
             RejectKind::InvalidEvent => "invalid_event",
             RejectKind::InvalidIdentity => "invalid_identity",
+            RejectKind::OutOfWindow => "out_of_window",
             RejectKind::ClickHouseRejected => "clickhouse_rejected",
         }
     }

@@ -6,11 +6,11 @@ use logbus_gen::{GenConfig, admin_access_token, publish};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     logbus_runtime::telemetry::init();
-    let config = GenConfig::parse();
+    let mut config = GenConfig::parse();
+    let seed = config.resolve_seed();
     eprintln!(
-        "logbus-gen: seed {}; root user id 1, access token {} (send as Authorization: Bearer)",
-        config.seed,
-        admin_access_token(config.seed)
+        "logbus-gen: seed {seed}; root user id 1, access token {} (send as Authorization: Bearer)",
+        admin_access_token(seed)
     );
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     match publish(&config, progress).await {

@@ -9,14 +9,25 @@ pub(crate) fn limits() -> Limits {
         max_rows: 3,
         max_bytes: 1_000,
         max_event_bytes: 200,
+        max_events_per_message: 10,
+        created_at: CreatedAtWindow::default(),
         flush_interval: Duration::from_millis(200),
     }
+}
+
+/// The time of the test messages: read now (events of 2023 are in the window).
+pub(crate) fn now_secs() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as u32
 }
 
 pub(crate) fn message(offset: i64, payload: &str) -> SourceMessage {
     SourceMessage {
         offset,
         key: Some(b"7".to_vec()),
+        time: now_secs(),
         payload: payload.as_bytes().to_vec(),
     }
 }
@@ -47,6 +58,7 @@ fn batch(first: i64, last: i64, payloads: &[&[u8]]) -> Batch {
             .map(|(i, p)| SourceMessage {
                 offset: first + i as i64,
                 key: None,
+                time: 0,
                 payload: p.to_vec(),
             })
             .collect(),
@@ -247,4 +259,146 @@ fn a_refused_row_is_dead_lettered_from_its_slice_of_the_message() {
     assert_eq!(all.len(), 2);
     assert!(all.iter().all(|l| l.header("source_index").is_none()));
     assert_eq!(all[1].payload, batch.messages[1].payload);
+}
+
+const PLAIN_TOKEN: &str = "plain-access-token-0123456789";
+const PLAIN_KEY: &str = "sk-plainkey0123456789abcdef";
+
+fn identity_letters(payload: &str) -> Vec<DeadLetter> {
+    let mut batch = Batch::default();
+    let source = TopicPartition::new("gateway.identity", 0);
+    let added = batch.add(
+        &source,
+        Kind::Identity,
+        message(0, payload),
+        None,
+        &limits(),
+        Instant::now(),
+    );
+    added.dead
+}
+
+fn carries_a_secret(letter: &DeadLetter) -> bool {
+    let payload = String::from_utf8_lossy(&letter.payload);
+    let headers = letter.headers.iter().map(|(_, v)| v.as_str());
+    std::iter::once(payload.as_ref())
+        .chain(headers)
+        .any(|text| text.contains(PLAIN_TOKEN) || text.contains("plainkey0123456789abcdef"))
+}
+
+#[test]
+fn identity_dead_letters_never_carry_a_plain_credential() {
+    // Invalid (no role), oversized, a wrong-typed credential echoed by the parser's reason,
+    // a credential inside an array, and not JSON at all.
+    let invalid = format!(
+        r#"{{"kind":"user","id":1,"status":1,"version":1,"access_token":"{PLAIN_TOKEN}"}}"#
+    );
+    let oversized = format!(
+        r#"{{"kind":"token","id":1,"user_id":1,"status":1,"version":1,"key":"{PLAIN_KEY}","name":"{}"}}"#,
+        "x".repeat(300)
+    );
+    let echoed = r#"{"kind":"token","id":1,"user_id":1,"status":1,"version":1,"key":{"v":"sk-plainkey0123456789abcdef"}}"#;
+    let nested = format!(r#"[{{"kind":"user","access_token":"{PLAIN_TOKEN}"}}]"#);
+    let broken = format!(r#"{{"kind":"user","access_token":"{PLAIN_TOKEN}","#);
+    for payload in [&invalid, &oversized, &echoed.to_owned(), &nested, &broken] {
+        let letters = identity_letters(payload);
+        let [letter] = &letters[..] else {
+            panic!("one letter for {payload}")
+        };
+        assert!(!carries_a_secret(letter), "{letter:?}");
+    }
+    // The hash replaces the plain value, so the letter can be republished once fixed.
+    let [letter] = &identity_letters(&invalid)[..] else {
+        panic!("one letter")
+    };
+    let json: serde_json::Value = serde_json::from_slice(&letter.payload).expect("JSON");
+    assert_eq!(
+        json["access_token_sha256"],
+        logbus_projections::identity::hash_access_token(PLAIN_TOKEN)
+    );
+    // Not JSON: withheld (the source offset still points at the original).
+    let [letter] = &identity_letters(&broken)[..] else {
+        panic!("one letter")
+    };
+    assert!(letter.payload.is_empty());
+    assert!(letter.header("payload_withheld").is_some());
+}
+
+#[test]
+fn identity_messages_clickhouse_refused_are_dead_lettered_without_credentials() {
+    let mut batch = Batch::default();
+    let source = TopicPartition::new("gateway.identity", 0);
+    let valid = format!(
+        r#"{{"kind":"token","id":1,"user_id":1,"status":1,"version":1,"key":"{PLAIN_KEY}"}}"#
+    );
+    let added = batch.add(
+        &source,
+        Kind::Identity,
+        message(0, &valid),
+        None,
+        &limits(),
+        Instant::now(),
+    );
+    assert!(added.dead.is_empty());
+    let letters = batch.rejected_messages(&source, "Code: 53");
+    assert_eq!(letters.len(), 1);
+    assert!(!carries_a_secret(&letters[0]), "{:?}", letters[0]);
+    let json: serde_json::Value = serde_json::from_slice(&letters[0].payload).expect("JSON");
+    assert_eq!(
+        json["key_sha256"],
+        logbus_projections::identity::hash_token_key(PLAIN_KEY)
+    );
+}
+
+#[test]
+fn a_message_of_many_bad_elements_is_dead_lettered_once() {
+    let mut batch = Batch::default();
+    let elements = format!("[{}]", vec!["1"; 100_000].join(","));
+    let mut limits = limits();
+    limits.max_bytes = 1 << 20;
+    let added = batch.add(
+        &logs(),
+        Kind::Logs,
+        message(0, &elements),
+        None,
+        &limits,
+        Instant::now(),
+    );
+    assert_eq!(added.dead.len(), 1, "one letter for the whole message");
+    assert_eq!(added.dead[0].header("reason_class"), Some("oversized"));
+    assert_eq!(added.dead[0].payload, elements.as_bytes());
+}
+
+#[test]
+fn dead_letters_count_in_the_batch_limits() {
+    // 3 bad elements (letters held until the batch is written) fill a batch of 3 rows.
+    let mut batch = Batch::default();
+    add(&mut batch, 0, "[1,2,3]");
+    assert!(batch.is_full(&limits()));
+}
+
+#[test]
+fn created_at_far_ahead_of_the_message_is_dead_lettered() {
+    let mut batch = Batch::default();
+    let future = format!(
+        r#"{{"created_at":{},"type":2,"user_id":7}}"#,
+        now_secs() + 86_400
+    );
+    let added = add(&mut batch, 0, &future);
+    assert_eq!(added.dead.len(), 1);
+    assert_eq!(added.dead[0].header("reason_class"), Some("out_of_window"));
+    assert!(batch.rows.is_empty());
+    // Judged against the message's time, not the clock: a replay judges it alike.
+    let mut replayed = message(0, &future);
+    replayed.time = now_secs() + 86_400;
+    let added = batch.add(
+        &logs(),
+        Kind::Logs,
+        replayed,
+        None,
+        &limits(),
+        Instant::now(),
+    );
+    assert!(added.dead.is_empty());
+    assert_eq!(batch.rows.len(), 1);
 }

@@ -4,8 +4,12 @@ use super::*;
 
 const LIMIT: usize = 64 * 1024;
 
+fn limits() -> MessageLimits {
+    MessageLimits::new(LIMIT, 100)
+}
+
 fn parse(payload: &str) -> Vec<Result<LogRow, Rejection>> {
-    parse_log_message(payload.as_bytes(), "gateway.logs", 3, 42, LIMIT)
+    parse_log_message(payload.as_bytes(), "gateway.logs", 3, 42, &limits())
         .expect("message readable")
         .into_iter()
         .map(|e| e.row)
@@ -25,7 +29,7 @@ fn minimal_event_gets_a_stable_derived_id() {
         "gateway.logs",
         3,
         43,
-        LIMIT,
+        &limits(),
     )
     .expect("readable");
     assert_ne!(
@@ -93,9 +97,9 @@ fn oversized_and_unreadable_messages_are_rejected() {
             .reason
             .contains("over the limit")
     );
-    assert!(parse_log_message(b"not json", "t", 0, 0, LIMIT).is_err());
-    assert!(parse_log_message(b"[1,", "t", 0, 0, LIMIT).is_err());
-    assert!(parse_log_message(b"", "t", 0, 0, LIMIT).is_err());
+    assert!(parse_log_message(b"not json", "t", 0, 0, &limits()).is_err());
+    assert!(parse_log_message(b"[1,", "t", 0, 0, &limits()).is_err());
+    assert!(parse_log_message(b"", "t", 0, 0, &limits()).is_err());
     assert!(parse("[1]")[0].is_err());
 }
 
@@ -113,7 +117,7 @@ fn rejections_are_classified_where_they_are_found() {
         RejectKind::Oversized
     );
     for unreadable in [&b"nope"[..], b"", b"[1,", b"42"] {
-        let error = parse_log_message(unreadable, "t", 0, 0, LIMIT).unwrap_err();
+        let error = parse_log_message(unreadable, "t", 0, 0, &limits()).unwrap_err();
         assert_eq!(error.kind, RejectKind::Unreadable, "{unreadable:?}");
     }
 }
@@ -121,7 +125,7 @@ fn rejections_are_classified_where_they_are_found() {
 #[test]
 fn each_event_knows_its_place_in_the_message() {
     let payload = br#" [ {"created_at":1,"type":2,"user_id":1} ,{"x":"]"}]"#;
-    let events = parse_log_message(payload, "t", 0, 0, LIMIT).expect("readable");
+    let events = parse_log_message(payload, "t", 0, 0, &limits()).expect("readable");
     assert_eq!(events.len(), 2);
     for (i, event) in events.iter().enumerate() {
         assert_eq!(event.index, Some(i));
@@ -129,9 +133,65 @@ fn each_event_knows_its_place_in_the_message() {
     }
     assert_eq!(events[1].raw, br#"{"x":"]"}"#);
     let single = br#"{"created_at":1,"type":2,"user_id":1}"#;
-    let events = parse_log_message(single, "t", 0, 0, LIMIT).expect("readable");
+    let events = parse_log_message(single, "t", 0, 0, &limits()).expect("readable");
     assert_eq!(events[0].index, None);
     assert_eq!(events[0].span, 0..single.len());
+}
+
+#[test]
+fn a_message_over_the_event_limit_is_refused_once_as_it_is_read() {
+    // Valid up to the limit, one element more is refused whole (not one letter per element).
+    let at_limit = format!("[{}]", vec!["1"; 100].join(","));
+    assert_eq!(
+        parse_log_message(at_limit.as_bytes(), "t", 0, 0, &limits())
+            .expect("readable")
+            .len(),
+        100
+    );
+    let over = format!("[{}]", vec!["1"; 5_000_000].join(","));
+    let error = parse_log_message(over.as_bytes(), "t", 0, 0, &limits()).unwrap_err();
+    assert_eq!(error.kind, RejectKind::Oversized);
+    assert!(
+        error.reason.contains("more than 100 events"),
+        "{}",
+        error.reason
+    );
+    // A syntax error inside the limit stays unreadable.
+    let broken = parse_log_message(b"[1,2,", "t", 0, 0, &limits()).unwrap_err();
+    assert_eq!(broken.kind, RejectKind::Unreadable);
+    let trailing = parse_log_message(b"[1] x", "t", 0, 0, &limits()).unwrap_err();
+    assert_eq!(trailing.kind, RejectKind::Unreadable);
+}
+
+#[test]
+fn created_at_outside_the_window_is_refused_with_its_reason() {
+    let window = limits().with_created_at(1_700_000_000..=1_700_000_300);
+    let at = |t: u32| format!(r#"{{"created_at":{t},"type":2,"user_id":1}}"#);
+    let judged = |payload: String| {
+        parse_log_message(payload.as_bytes(), "t", 0, 0, &window)
+            .expect("readable")
+            .remove(0)
+            .row
+    };
+    assert!(judged(at(1_700_000_000)).is_ok());
+    assert!(judged(at(1_700_000_300)).is_ok());
+    for outside in [1_699_999_999, 1_700_000_301, 4_000_000_000] {
+        let error = judged(at(outside)).unwrap_err();
+        assert_eq!(error.kind, RejectKind::OutOfWindow);
+        assert!(
+            error.reason.contains(&outside.to_string()),
+            "{}",
+            error.reason
+        );
+    }
+    // Array elements are judged alone.
+    let array = format!("[{},{}]", at(1_700_000_100), at(2_000_000_000));
+    let events = parse_log_message(array.as_bytes(), "t", 0, 0, &window).expect("readable");
+    assert!(events[0].row.is_ok());
+    assert_eq!(
+        events[1].row.as_ref().unwrap_err().kind,
+        RejectKind::OutOfWindow
+    );
 }
 
 mod contract_doc_tests {
@@ -145,7 +205,7 @@ mod contract_doc_tests {
             doc.find("```json\n{\"event_id\"").expect("example present") + "```json\n".len();
         let end = start + doc[start..].find("```").expect("example closed");
         let example = doc[start..end].replace('\n', "");
-        let events = parse_log_message(example.as_bytes(), "gateway.logs", 0, 0, 64 * 1024)
+        let events = parse_log_message(example.as_bytes(), "gateway.logs", 0, 0, &limits())
             .expect("readable");
         let row = events[0]
             .row
@@ -197,5 +257,23 @@ mod contract_doc_tests {
             properties.len(),
             "schema lists no extra fields"
         );
+    }
+}
+
+#[test]
+fn token_counts_cannot_be_negative_but_quota_can() {
+    let with = |field: &str, value: i64| {
+        parse(&format!(
+            r#"{{"created_at":1700000000,"type":2,"user_id":1,"{field}":{value}}}"#
+        ))
+        .remove(0)
+    };
+    // new-api logs a re-billed task's delta, which may be negative.
+    assert_eq!(with("quota", -500).expect("valid").quota, -500);
+    for field in ["prompt_tokens", "completion_tokens", "use_time"] {
+        assert!(with(field, 0).is_ok(), "{field}");
+        let error = with(field, -1).unwrap_err();
+        assert_eq!(error.kind, RejectKind::InvalidEvent, "{field}");
+        assert!(error.reason.contains(field), "{}", error.reason);
     }
 }

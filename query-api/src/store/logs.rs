@@ -113,8 +113,8 @@ impl Store {
             .await
     }
 
-    /// Quota over the filters and time range, and rpm/tpm over the last minute before `now`,
-    /// in one statement.
+    /// Quota over the filters and time range, and rpm/tpm over the last minute up to `now`
+    /// (`now - 60 ..= now`), in one statement.
     ///
     /// The quota range is split into tiers (see docs/api.md): whole hours are summed from `logs`
     /// with an hour-aligned filter that ClickHouse answers from the aggregate projections
@@ -127,6 +127,9 @@ impl Store {
         let quota = quota_expression(filter, &mut conditions);
         conditions.dimensions(filter);
         conditions.compare("created_at", ">=", Value::I64(now - RATE_WINDOW_SECS));
+        // Bounded above too (new-api is not): a log stamped in the future is not in the last
+        // minute, and would otherwise count in every rpm until its time came.
+        conditions.compare("created_at", "<=", Value::I64(now));
         let sql = format!(
             "SELECT {quota} AS quota, requests, tokens FROM \
              (SELECT count() AS requests, sum(prompt_tokens + completion_tokens) AS tokens \

@@ -141,7 +141,7 @@ pub struct LogPage {
 pub struct StatData {
     /// Sum of quota over the filters and time range.
     pub quota: i64,
-    /// Logs in the last 60 seconds.
+    /// Logs with `now - 60 <= created_at <= now` (a log stamped in the future does not count).
     pub rpm: u64,
     /// Prompt + completion tokens in the last 60 seconds.
     pub tpm: i64,

@@ -33,13 +33,13 @@ async fn hundred_thousand_events_land_exactly_once_and_republishing_changes_noth
         },
         rate: 0.0,
         count: 0,
-        seed: 3,
+        seed: Some(3),
         users: 50,
         no_identity: false,
     };
     // count 0 would mean forever: publish identity only by asking for zero log events via a
     // separate topic-less run is not possible, so publish identity events directly.
-    let identity = logbus_gen::Generator::new(gen_config.seed, gen_config.users).identity_events();
+    let identity = logbus_gen::Generator::new(3, gen_config.users).identity_events();
     let identity_payloads: Vec<(String, Vec<u8>)> = identity
         .iter()
         .enumerate()

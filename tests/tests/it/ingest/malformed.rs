@@ -12,6 +12,7 @@ use rdkafka::message::Headers;
 
 const VALID: usize = 5_000;
 const PER_KIND: usize = VALID / 100;
+const PLAIN_TOKEN: &str = "plain-token-d41d8cd98f00b204e980";
 
 /// (payload, expected reason class, expected dead-letter payload, expected source_index)
 type Malformed = (Vec<u8>, &'static str, Vec<u8>, Option<usize>);
@@ -59,7 +60,17 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_valid_ones_land() {
         .into_bytes();
         array_rows += 2;
         bad.push((array, "invalid_event", element.into_bytes(), Some(1)));
+        // A day ahead of its message's time: outside the created_at window.
+        let future = format!(
+            r#"{{"created_at":{},"type":2,"user_id":{i}}}"#,
+            crate::support::api::now() + 86_400
+        )
+        .into_bytes();
+        bad.push((future.clone(), "out_of_window", future, None));
     }
+    // More elements than --max-events-per-message: one dead letter for the whole message.
+    let many = format!("[{}]", vec!["1"; 20_000].join(",")).into_bytes();
+    bad.push((many.clone(), "oversized", many, None));
     let array_quota = (PER_KIND as i64) * 12;
 
     // Interleave: valid events with the malformed ones spread among them.
@@ -76,6 +87,15 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_valid_ones_land() {
         ("a".into(), br#"{"kind":"group","id":1}"#.to_vec()),
         ("b".into(), br#"{"kind":"user","id":1}"#.to_vec()),
         ("c".into(), b"nope".to_vec()),
+        // A plain credential must not reach the dead-letter topic, whatever the failure.
+        (
+            "d".into(),
+            format!(r#"{{"kind":"user","id":1,"access_token":"{PLAIN_TOKEN}"}}"#).into_bytes(),
+        ),
+        (
+            "e".into(),
+            format!(r#"{{"kind":"token","key":"{PLAIN_TOKEN}","#).into_bytes(),
+        ),
     ];
     crate::support::publish(&producer, &stack.identity_topic, &bad_identity).await;
 
@@ -153,6 +173,17 @@ async fn malformed_events_go_to_the_dead_letter_topic_and_valid_ones_land() {
         assert_eq!(
             letter.headers.get("source_index").cloned(),
             index.map(|i| i.to_string())
+        );
+    }
+    for letter in &letters {
+        let shown = format!(
+            "{:?} {}",
+            letter.headers,
+            String::from_utf8_lossy(&letter.payload)
+        );
+        assert!(
+            !shown.contains(PLAIN_TOKEN),
+            "plain credential dead-lettered: {shown}"
         );
     }
     let identity_letters = letters

@@ -10,3 +10,4 @@ mod malformed;
 mod rebalance;
 mod scale_out;
 mod service_restarts;
+mod time_window;
