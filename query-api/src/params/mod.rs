@@ -16,9 +16,15 @@ use utoipa::openapi::path::{Parameter, ParameterIn};
 
 use crate::error::{ApiError, BadInput};
 
+mod dashboard;
 mod pattern;
+mod series;
 
+pub use dashboard::{DataRange, DataUser, SELF_MAX_SPAN_SECS};
 pub use pattern::Match;
+pub use series::{
+    Dimension, Interval, MAX_GROUP_BY, MAX_TOP, SeriesFilter, SeriesOptions, SeriesQuery,
+};
 
 /// Longest accepted string parameter, in characters.
 pub const MAX_STRING_PARAM: usize = 1024;
