@@ -1,6 +1,8 @@
 //! The query API over a store filled through the real ingest path: lists, search, stats,
-//! token lookup and the retention delete.
+//! token lookup, the retention delete, new-api's dashboard data and the time series.
 
+mod data;
 mod logs;
 mod search;
+mod series;
 mod stat;
