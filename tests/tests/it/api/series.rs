@@ -1,6 +1,7 @@
 //! Acceptance tests of the time series (`/api/log/stat/series`, `/api/log/self/stat/series`):
 //! sums equal to `/api/log/stat` and to the raw logs for ranges cut mid-minute, buckets per
-//! interval and time zone, grouping, top N with `other`, refusals and auth.
+//! interval and time zone, grouping, top N with `other`, whole minutes read from the rollup,
+//! refusals and auth.
 
 use std::collections::BTreeMap;
 
@@ -320,6 +321,48 @@ async fn series_group_top_and_time_zones() {
         )
         .await;
     assert_eq!(data["series"], json!([]));
+
+    // Whole minutes really come from the rollup: a marker row in the rollup (with no raw
+    // row) counts when its minute is wholly inside the range, not when only part of it is.
+    // The dashboard rows are whole hours, so they see it too.
+    api.db
+        .client
+        .query(
+            "INSERT INTO logs_minute (minute, type, user_id, username, token_id, token_name, \
+             model_name, channel_id, `group`, requests, quota, prompt_tokens, completion_tokens) \
+             VALUES (?, 2, 99, 'marker', 0, '', 'marker', 0, '', 1, 1000000, 0, 0)",
+        )
+        .bind(DAY0 + 60)
+        .execute()
+        .await
+        .unwrap();
+    let marker = |data: &Value| {
+        data["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"]["model_name"] == "marker")
+            .map(|s| s["total"]["quota"].clone())
+    };
+    let path = format!(
+        "/api/log/stat/series?start_timestamp={DAY0}&end_timestamp={}&group_by=model&interval=minute",
+        DAY0 + 119
+    );
+    assert_eq!(
+        marker(&api.data(&path, ADMIN).await),
+        Some(json!(1_000_000)),
+        "{path}"
+    );
+    let path = format!(
+        "/api/log/stat/series?start_timestamp={}&end_timestamp={}&group_by=model",
+        DAY0 + 61,
+        DAY0 + 119
+    );
+    assert_eq!(marker(&api.data(&path, ADMIN).await), None, "{path}");
+    let path = format!("/api/data/?start_timestamp={DAY0}&end_timestamp={DAY0}");
+    let data = api.data(&path, ADMIN).await;
+    assert_eq!(data[0]["model_name"], "marker", "{data}");
+    assert_eq!(data[0]["quota"], 1_000_000, "{data}");
 
     api.finish().await;
 }
