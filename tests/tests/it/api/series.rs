@@ -260,7 +260,7 @@ async fn series_group_top_and_time_zones() {
             .or_default() += e.quota.unwrap();
     }
     let mut ranked: Vec<_> = totals.into_iter().collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1));
+    ranked.sort_by_key(|r| std::cmp::Reverse(r.1));
     let path = format!("/api/log/stat/series?{q}&group_by=model,user&top=2&interval=hour");
     let data = api.data(&path, ADMIN).await;
     let series = data["series"].as_array().unwrap();
