@@ -3,7 +3,7 @@
 //! plain-text 400).
 //!
 //! The types the parser produces ([`Page`], [`LogFilter`], [`StatFilter`], [`Keyword`],
-//! [`TokenKey`], [`DeleteBefore`]) are also what the OpenAPI document describes (they derive
+//! [`TokenKey`], [`DeleteBefore`], [`DataRange`], [`DataUser`], [`SeriesQuery`]) are also what the OpenAPI document describes (they derive
 //! or implement `IntoParams`), so the document lists exactly the parameters that are read.
 //! Turning filters into SQL is [`crate::sql`]'s job.
 
