@@ -691,6 +691,12 @@ async fn query_suite(
         "bench: PostgreSQL indexes + VACUUM ANALYZE in {:.0} s",
         q.pg_index_secs
     );
+    let t = Instant::now();
+    let quota_rows = pg::build_quota_data(&pgc).await?;
+    eprintln!(
+        "bench: PostgreSQL quota_data ({quota_rows} rows) built in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
 
     // Storage.
     let (b, n, tables) = logbus::storage(&ch, db).await?;

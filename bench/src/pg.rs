@@ -231,6 +231,35 @@ pub(crate) async fn create_indexes(c: &Client) -> Result<()> {
     Ok(())
 }
 
+/// new-api's `quota_data` (model/usedata.go) as GORM creates it on PostgreSQL, with its three
+/// indexes, filled as its flush loop would fill it from the same logs: one row per (user,
+/// username, model, UTC hour) of the consume logs, `token_used` = prompt + completion tokens.
+/// (The flush loop's duplicate rows across nodes are not modelled: one node, fully flushed.)
+const QUOTA_DATA: &[&str] = &[
+    "DROP TABLE IF EXISTS quota_data",
+    "CREATE TABLE quota_data (id bigserial PRIMARY KEY, user_id bigint, \
+     username varchar(64) DEFAULT '', model_name varchar(64) DEFAULT '', created_at bigint, \
+     token_used bigint DEFAULT 0, count bigint DEFAULT 0, quota bigint DEFAULT 0)",
+    "INSERT INTO quota_data (user_id, username, model_name, created_at, token_used, count, quota) \
+     SELECT user_id, username, model_name, created_at - created_at % 3600, \
+     sum(prompt_tokens + completion_tokens), count(*), sum(quota) FROM logs WHERE type = 2 \
+     GROUP BY 1, 2, 3, 4 ORDER BY 4",
+    "CREATE INDEX idx_quota_data_user_id ON quota_data (user_id)",
+    "CREATE INDEX idx_qdt_model_user_name ON quota_data (model_name, username)",
+    "CREATE INDEX idx_qdt_created_at ON quota_data (created_at)",
+    "VACUUM ANALYZE quota_data",
+];
+
+/// Builds [`QUOTA_DATA`] from `logs`; returns its row count.
+pub(crate) async fn build_quota_data(c: &Client) -> Result<i64> {
+    for statement in QUOTA_DATA {
+        c.batch_execute(statement).await?;
+    }
+    Ok(c.query_one("SELECT count(*) FROM quota_data", &[])
+        .await?
+        .get(0))
+}
+
 /// 8 (or `writers`) gateway-like writers, each on its own connection, each event one
 /// autocommitted `INSERT ... RETURNING id` (what GORM's `Create` sends). Stops after all rows or
 /// `limit`. Returns (rows, seconds).

@@ -165,6 +165,46 @@ pub(crate) fn cases(shape: &Shape, keyword: &str, rare_keyword: &str) -> Vec<Cas
                 now,
             ),
         },
+        // new-api's dashboard reads `quota_data` (hourly rows its gateways flush every 5
+        // minutes); logbus answers from the per-minute rollup at query time.
+        Case {
+            name: "dashboard /api/data/ (per model and hour), 30 days",
+            path: format!("/api/data/?start_timestamp={d30}&end_timestamp={end}"),
+            auth: Auth::Admin,
+            sql: vec![(
+                "SELECT model_name, sum(count) as count, sum(quota) as quota, \
+                 sum(token_used) as token_used, created_at FROM quota_data \
+                 WHERE created_at >= $1 and created_at <= $2 GROUP BY model_name, created_at"
+                    .into(),
+                vec![P::I(d30), P::I(end)],
+            )],
+        },
+        Case {
+            name: "dashboard /api/data/self, 30 days (busiest user)",
+            path: format!("/api/data/self?start_timestamp={d30}&end_timestamp={end}"),
+            auth: Auth::SelfUser,
+            sql: vec![(
+                "SELECT * FROM quota_data WHERE user_id = $1 and created_at >= $2 and created_at <= $3"
+                    .into(),
+                vec![P::I(1), P::I(d30), P::I(end)],
+            )],
+        },
+        // The nearest new-api has to a series by model is the same quota_data query (no
+        // prompt/completion split, hours only).
+        Case {
+            name: "series by model, hourly, 30 days",
+            path: format!(
+                "/api/log/stat/series?start_timestamp={d30}&end_timestamp={end}&interval=hour&group_by=model"
+            ),
+            auth: Auth::Admin,
+            sql: vec![(
+                "SELECT model_name, sum(count) as count, sum(quota) as quota, \
+                 sum(token_used) as token_used, created_at FROM quota_data \
+                 WHERE created_at >= $1 and created_at <= $2 GROUP BY model_name, created_at"
+                    .into(),
+                vec![P::I(d30), P::I(end)],
+            )],
+        },
         Case {
             name: "admin search (content, keyword in 0.4% of rows)",
             path: format!("/api/log/search?keyword={keyword}"),

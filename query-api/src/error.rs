@@ -81,6 +81,7 @@ pub enum Failure {
     Delete,
     Identity,
     Health,
+    Data,
 }
 
 impl Failure {
@@ -92,6 +93,7 @@ impl Failure {
             Failure::Delete => lang.pick("删除日志失败", "Failed to delete logs"),
             Failure::Identity => lang.pick("验证身份失败", "Failed to verify identity"),
             Failure::Health => lang.pick("ClickHouse 不可用", "ClickHouse is unavailable"),
+            Failure::Data => lang.pick("获取用量数据失败", "Failed to get usage data"),
         }
     }
 }
@@ -143,6 +145,24 @@ pub enum BadInput {
     },
     #[error("target timestamp is required")]
     TargetTimestampRequired,
+    #[error("parameter {name} is required")]
+    Required { name: &'static str },
+    #[error("the time range of /api/data/self exceeds 30 days")]
+    RangeOverMonth,
+    #[error("parameter {name} must be one of {allowed}, got {value:?}")]
+    NotOneOf {
+        name: &'static str,
+        value: String,
+        allowed: &'static str,
+    },
+    #[error("unknown time zone {0:?}")]
+    UnknownTimeZone(String),
+    #[error("group_by takes at most {max} distinct dimensions")]
+    TooManyGroups { max: usize },
+    #[error("the series would have {buckets} buckets, more than {max}")]
+    TooManyBuckets { buckets: u64, max: u64 },
+    #[error("the series would have more than {max} points")]
+    TooManyPoints { max: u64 },
 }
 
 fn shorten(value: &str) -> String {
@@ -171,6 +191,18 @@ impl BadInput {
             min,
             max,
         }
+    }
+
+    pub fn not_one_of(name: &'static str, value: &str, allowed: &'static str) -> Self {
+        BadInput::NotOneOf {
+            name,
+            value: shorten(value),
+            allowed,
+        }
+    }
+
+    pub fn unknown_time_zone(value: &str) -> Self {
+        BadInput::UnknownTimeZone(shorten(value))
     }
 
     fn message(&self, lang: Lang) -> String {
@@ -214,6 +246,39 @@ impl BadInput {
             }
             // new-api's exact message, in both languages.
             BadInput::TargetTimestampRequired => "target timestamp is required".to_owned(),
+            BadInput::Required { name } => lang.pick(
+                format!("缺少参数 {name}"),
+                format!("parameter {name} is required"),
+            ),
+            // new-api's exact message (GetUserQuotaDates).
+            BadInput::RangeOverMonth => lang.pick(
+                "时间跨度不能超过 1 个月",
+                "the time range must not exceed 1 month",
+            ),
+            BadInput::NotOneOf {
+                name,
+                value,
+                allowed,
+            } => lang.pick(
+                format!("参数 {name} 必须是 {allowed} 之一，收到 {value:?}"),
+                format!("parameter {name} must be one of {allowed}, got {value:?}"),
+            ),
+            BadInput::UnknownTimeZone(tz) => lang.pick(
+                format!("参数 tz 不是已知的 IANA 时区：{tz:?}"),
+                format!("parameter tz is not a known IANA time zone: {tz:?}"),
+            ),
+            BadInput::TooManyGroups { max } => lang.pick(
+                format!("参数 group_by 最多包含 {max} 个不同的维度"),
+                format!("parameter group_by takes at most {max} distinct dimensions"),
+            ),
+            BadInput::TooManyBuckets { buckets, max } => lang.pick(
+                format!("时间序列将有 {buckets} 个时间桶，超过上限 {max}：请缩短时间范围或使用更大的 interval"),
+                format!("the series would have {buckets} buckets, more than {max}: shorten the range or use a coarser interval"),
+            ),
+            BadInput::TooManyPoints { max } => lang.pick(
+                format!("时间序列超过 {max} 个数据点：请缩短时间范围、使用更大的 interval 或 top"),
+                format!("the series would have more than {max} points: shorten the range, use a coarser interval or top"),
+            ),
         }
     }
 }

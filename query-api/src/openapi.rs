@@ -7,7 +7,7 @@ use axum::Json;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
-use crate::handlers::{logs, ops, retention, stat, token};
+use crate::handlers::{data, logs, ops, retention, series, stat, token};
 use crate::views::ErrorResponse;
 
 /// The two headers of new-api's authentication.
@@ -41,7 +41,8 @@ impl utoipa::Modify for SecuritySchemes {
 #[openapi(
     info(
         title = "logbus query API",
-        description = "new-api's log module over ClickHouse. Responses use new-api's envelope \
+        description = "new-api's log module and dashboard data over ClickHouse, plus usage \
+                       time series (a logbus extension). Responses use new-api's envelope \
                        {success, message, data}; every path is also served with or without a \
                        trailing slash. See docs/api.md."
     ),
@@ -54,6 +55,11 @@ impl utoipa::Modify for SecuritySchemes {
         logs::search_all,
         logs::search_self,
         token::token_logs,
+        series::series_all,
+        series::series_self,
+        data::data_all,
+        data::data_users,
+        data::data_self,
         ops::healthz,
         openapi_json
     ),

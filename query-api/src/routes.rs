@@ -17,7 +17,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::{self, Lang};
-use crate::handlers::{logs, ops, retention, stat, token};
+use crate::handlers::{data, logs, ops, retention, series, stat, token};
 use crate::limits::Limits;
 use crate::openapi::openapi_json;
 use crate::state::AppState;
@@ -35,6 +35,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/log/token"),
     ("GET", "/healthz"),
     ("GET", "/openapi.json"),
+    ("GET", "/api/data/"),
+    ("GET", "/api/data/users"),
+    ("GET", "/api/data/self"),
+    ("GET", "/api/log/stat/series"),
+    ("GET", "/api/log/self/stat/series"),
 ];
 
 /// CORS for the public token endpoint only: any origin, preflight answered.
@@ -63,6 +68,11 @@ fn method_router(path: &str) -> MethodRouter<AppState> {
         "/api/log/token" => get(token::token_logs)
             .fallback(ops::method_not_allowed)
             .layer(token_cors()),
+        "/api/data/" => get(data::data_all),
+        "/api/data/users" => get(data::data_users),
+        "/api/data/self" => get(data::data_self),
+        "/api/log/stat/series" => get(series::series_all),
+        "/api/log/self/stat/series" => get(series::series_self),
         "/healthz" => get(ops::healthz),
         "/openapi.json" => get(openapi_json),
         other => panic!("route {other} has no handler"),

@@ -1,6 +1,6 @@
-//! The handlers, one file per endpoint family: [`logs`] (list and search), [`stat`], [`token`]
-//! (the public token endpoint), [`retention`] (the delete) and [`ops`] (health and the
-//! fallbacks). Each reads its typed parameters from [`crate::params`], queries through
+//! The handlers, one file per endpoint family: [`logs`] (list and search), [`stat`],
+//! [`series`] (the stat over time), [`data`] (new-api's dashboard), [`token`] (the public
+//! token endpoint), [`retention`] (the delete) and [`ops`] (health and the fallbacks). Each reads its typed parameters from [`crate::params`], queries through
 //! [`crate::store`] and answers a [`crate::views`] object or an [`ApiError`].
 
 use axum::Json;
@@ -8,9 +8,11 @@ use axum::Json;
 use crate::error::ApiError;
 use crate::views::Envelope;
 
+pub mod data;
 pub mod logs;
 pub mod ops;
 pub mod retention;
+pub mod series;
 pub mod stat;
 pub mod token;
 

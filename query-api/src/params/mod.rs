@@ -3,7 +3,7 @@
 //! plain-text 400).
 //!
 //! The types the parser produces ([`Page`], [`LogFilter`], [`StatFilter`], [`Keyword`],
-//! [`TokenKey`], [`DeleteBefore`]) are also what the OpenAPI document describes (they derive
+//! [`TokenKey`], [`DeleteBefore`], [`DataRange`], [`DataUser`], [`SeriesQuery`]) are also what the OpenAPI document describes (they derive
 //! or implement `IntoParams`), so the document lists exactly the parameters that are read.
 //! Turning filters into SQL is [`crate::sql`]'s job.
 
@@ -16,9 +16,15 @@ use utoipa::openapi::path::{Parameter, ParameterIn};
 
 use crate::error::{ApiError, BadInput};
 
+mod dashboard;
 mod pattern;
+mod series;
 
+pub use dashboard::{DataRange, DataUser, SELF_MAX_SPAN_SECS};
 pub use pattern::Match;
+pub use series::{
+    Dimension, Interval, MAX_GROUP_BY, MAX_TOP, SeriesFilter, SeriesOptions, SeriesQuery,
+};
 
 /// Longest accepted string parameter, in characters.
 pub const MAX_STRING_PARAM: usize = 1024;

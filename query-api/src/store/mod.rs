@@ -1,6 +1,8 @@
 //! Every ClickHouse query of the API, one file per concern: [`logs`] (list, search, a token's
-//! logs, stat), [`stat_plan`] (the pure planner of the stat's quota tiers), [`retention`] (the
-//! delete) and [`identities`] (the users and tokens authentication looks up). Values always
+//! logs, stat), [`stat_plan`] (the pure planner of the stat's quota tiers), [`dashboard`]
+//! (new-api's hourly `/api/data` rows), [`series_plan`] and [`series`] (the time series: pure
+//! planner, then the run and fold), [`retention`] (the delete) and [`identities`] (the users
+//! and tokens authentication looks up). Values always
 //! travel as server-side query parameters (see [`crate::sql`]), never inside the SQL text.
 
 use std::future::Future;
@@ -11,9 +13,12 @@ use clickhouse::Client;
 use crate::error::DbError;
 use crate::sql::Conditions;
 
+pub mod dashboard;
 pub mod identities;
 pub mod logs;
 pub mod retention;
+pub mod series;
+pub mod series_plan;
 pub mod stat_plan;
 
 pub use logs::{RATE_WINDOW_SECS, SEARCH_LIMIT, Stat, TOKEN_LOGS_LIMIT};

@@ -10,7 +10,7 @@ use crate::params::LogFilter;
 use crate::sql::{Conditions, Value};
 
 /// An inclusive range of unix seconds; `None` is unbounded.
-type Range = (Option<i64>, Option<i64>);
+pub(super) type Range = (Option<i64>, Option<i64>);
 
 /// Whether the hourly aggregate projections of `logs` can answer these filters: `stat_hour`
 /// keys on type, model, channel and group; `stat_user_hour` on user and type.
@@ -24,7 +24,7 @@ pub fn hour_tier_applies(filter: &LogFilter) -> bool {
 
 /// Splits `range` at multiples of `unit`: the whole units inside it as a half-open `[a, b)`
 /// (`None` when there are none) and the inclusive leftovers at either edge.
-fn split(range: Range, unit: i64) -> (Option<Range>, Vec<Range>) {
+pub(super) fn split(range: Range, unit: i64) -> (Option<Range>, Vec<Range>) {
     let (start, end) = range;
     let first = start.map(|s| (s + unit - 1).div_euclid(unit) * unit);
     let last = end.map(|e| (e + 1).div_euclid(unit) * unit);
@@ -50,7 +50,7 @@ fn split(range: Range, unit: i64) -> (Option<Range>, Vec<Range>) {
 }
 
 /// `(expr >= a AND expr < b) OR ...` over half-open ranges (`inclusive_end`: `<=` instead).
-fn ranges_clause(
+pub(super) fn ranges_clause(
     conditions: &mut Conditions,
     expr: &str,
     ranges: &[Range],

@@ -60,12 +60,12 @@ pub trait EnvelopeData {
 }
 
 /// A reference to `T`'s named schema.
-fn reference<T: ToSchema>() -> RefOr<Schema> {
+pub(super) fn reference<T: ToSchema>() -> RefOr<Schema> {
     Ref::from_schema_name(T::name()).into()
 }
 
 /// `T`'s named schema and those it refers to.
-fn named<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+pub(super) fn named<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
     schemas.push((T::name().into_owned(), T::schema()));
     T::schemas(schemas);
 }

@@ -1,11 +1,17 @@
 //! What responses look like: a log as the admin and the user views show it, a page of logs,
-//! the stat, and (in [`envelope`]) new-api's envelope around them and around errors.
+//! the stat, new-api's dashboard rows ([`dashboard`]), the time series ([`series`]), and (in
+//! [`envelope`]) new-api's envelope around them and around errors.
 
 use logbus_projections::rows::LogRow;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+mod dashboard;
 mod envelope;
+mod series;
+
+pub use dashboard::{QuotaDataItem, QuotaDataResponse, SignedInMonth};
+pub use series::{Series, SeriesData, SeriesKey, SeriesPoint, SeriesResponse, Usage};
 
 pub use envelope::{
     DeleteResponse, Envelope, EnvelopeData, ErrorResponse, ErrorResponses, Gate, HealthResponse,

@@ -1,8 +1,10 @@
 //! The query API over a store filled through the real ingest path: lists, search, stats,
-//! token lookup and the retention delete.
+//! token lookup, the retention delete, new-api's dashboard data and the time series.
 
+mod data;
 mod limits;
 mod logs;
 mod search;
+mod series;
 mod session;
 mod stat;
