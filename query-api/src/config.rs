@@ -16,6 +16,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 pub const DEFAULT_IDENTITY_CACHE_TTL_MS: u64 = 2000;
 /// Default of `--query-timeout-secs`.
 pub const DEFAULT_QUERY_TIMEOUT_SECS: u64 = 30;
+/// Default of `--export-timeout-secs`: an hour, far beyond what a 10M-row export takes.
+pub const DEFAULT_EXPORT_TIMEOUT_SECS: u64 = 3_600;
 
 /// logbus query API: new-api's log module over ClickHouse.
 ///
@@ -38,6 +40,11 @@ pub struct Config {
     /// Longest a ClickHouse query may run before the request fails with 504.
     #[arg(long, env = "LOGBUS_QUERY_TIMEOUT_SECS", default_value_t = DEFAULT_QUERY_TIMEOUT_SECS)]
     pub query_timeout_secs: u64,
+
+    /// Longest an export (`/api/log/export`, `/api/log/self/export`) may stream, in seconds;
+    /// its first row must still arrive within the query timeout.
+    #[arg(long, env = "LOGBUS_EXPORT_TIMEOUT_SECS", default_value_t = DEFAULT_EXPORT_TIMEOUT_SECS)]
+    pub export_timeout_secs: u64,
 }
 
 impl Config {
@@ -48,6 +55,7 @@ impl Config {
             clickhouse,
             identity_cache_ttl_ms: DEFAULT_IDENTITY_CACHE_TTL_MS,
             query_timeout_secs: DEFAULT_QUERY_TIMEOUT_SECS,
+            export_timeout_secs: DEFAULT_EXPORT_TIMEOUT_SECS,
         }
     }
 
@@ -57,6 +65,11 @@ impl Config {
 
     pub fn query_timeout(&self) -> Duration {
         Duration::from_secs(self.query_timeout_secs.max(1))
+    }
+
+    /// Never shorter than the query timeout.
+    pub fn export_timeout(&self) -> Duration {
+        Duration::from_secs(self.export_timeout_secs).max(self.query_timeout())
     }
 }
 

@@ -77,6 +77,7 @@ pub enum Failure {
     Logs,
     Stat,
     Search,
+    Export,
     Delete,
     Identity,
     Health,
@@ -88,6 +89,7 @@ impl Failure {
             Failure::Logs => lang.pick("获取日志失败", "Failed to get logs"),
             Failure::Stat => lang.pick("获取统计信息失败", "Failed to get statistics"),
             Failure::Search => lang.pick("搜索日志失败", "Failed to search logs"),
+            Failure::Export => lang.pick("导出日志失败", "Failed to export logs"),
             Failure::Delete => lang.pick("删除日志失败", "Failed to delete logs"),
             Failure::Identity => lang.pick("验证身份失败", "Failed to verify identity"),
             Failure::Health => lang.pick("ClickHouse 不可用", "ClickHouse is unavailable"),
@@ -142,6 +144,12 @@ pub enum BadInput {
     },
     #[error("target timestamp is required")]
     TargetTimestampRequired,
+    #[error("parameter {name} must be one of {choices}, got {value:?}")]
+    NotOneOf {
+        name: &'static str,
+        value: String,
+        choices: &'static str,
+    },
 }
 
 fn shorten(value: &str) -> String {
@@ -172,8 +180,24 @@ impl BadInput {
         }
     }
 
+    pub fn not_one_of(name: &'static str, value: &str, choices: &'static str) -> Self {
+        BadInput::NotOneOf {
+            name,
+            value: shorten(value),
+            choices,
+        }
+    }
+
     fn message(&self, lang: Lang) -> String {
         match self {
+            BadInput::NotOneOf {
+                name,
+                value,
+                choices,
+            } => lang.pick(
+                format!("参数 {name} 必须是 {choices} 之一，收到 {value:?}"),
+                format!("parameter {name} must be one of {choices}, got {value:?}"),
+            ),
             BadInput::NotAnInteger { name, value } => lang.pick(
                 format!("参数 {name} 必须是整数，收到 {value:?}"),
                 format!("parameter {name} must be an integer, got {value:?}"),

@@ -7,7 +7,7 @@ use axum::Json;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
-use crate::handlers::{logs, ops, retention, stat, token};
+use crate::handlers::{export, logs, ops, retention, stat, token};
 use crate::views::ErrorResponse;
 
 /// The two headers of new-api's authentication.
@@ -52,6 +52,8 @@ impl utoipa::Modify for SecuritySchemes {
         logs::search_all,
         logs::search_self,
         token::token_logs,
+        export::export_all,
+        export::export_self,
         ops::healthz,
         openapi_json
     ),

@@ -16,7 +16,7 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::error::{self, Lang};
-use crate::handlers::{logs, ops, retention, stat, token};
+use crate::handlers::{export, logs, ops, retention, stat, token};
 use crate::openapi::openapi_json;
 use crate::state::AppState;
 
@@ -31,6 +31,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/log/search"),
     ("GET", "/api/log/self/search"),
     ("GET", "/api/log/token"),
+    ("GET", "/api/log/export"),
+    ("GET", "/api/log/self/export"),
     ("GET", "/healthz"),
     ("GET", "/openapi.json"),
 ];
@@ -61,6 +63,8 @@ fn method_router(path: &str) -> MethodRouter<AppState> {
         "/api/log/token" => get(token::token_logs)
             .fallback(ops::method_not_allowed)
             .layer(token_cors()),
+        "/api/log/export" => get(export::export_all),
+        "/api/log/self/export" => get(export::export_self),
         "/healthz" => get(ops::healthz),
         "/openapi.json" => get(openapi_json),
         other => panic!("route {other} has no handler"),

@@ -25,7 +25,9 @@ impl AppState {
             "max_execution_time",
             config.query_timeout().as_secs().to_string(),
         );
-        Self::from_client(client, config.query_timeout(), config.identity_cache_ttl())
+        let store =
+            Store::new(client, config.query_timeout()).with_export_timeout(config.export_timeout());
+        Self::over(store, config.identity_cache_ttl())
     }
 
     /// State over an existing client (whose database is the logbus one).
@@ -34,7 +36,10 @@ impl AppState {
         query_timeout: Duration,
         identity_cache_ttl: Duration,
     ) -> Self {
-        let store = Store::new(client, query_timeout);
+        Self::over(Store::new(client, query_timeout), identity_cache_ttl)
+    }
+
+    fn over(store: Store, identity_cache_ttl: Duration) -> Self {
         Self(Arc::new(Inner {
             identity: IdentityCache::new(store.clone(), identity_cache_ttl),
             store,

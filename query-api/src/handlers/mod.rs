@@ -1,4 +1,4 @@
-//! The handlers, one file per endpoint family: [`logs`] (list and search), [`stat`], [`token`]
+//! The handlers, one file per endpoint family: [`logs`] (list and search), [`export`], [`stat`], [`token`]
 //! (the public token endpoint), [`retention`] (the delete) and [`ops`] (health and the
 //! fallbacks). Each reads its typed parameters from [`crate::params`], queries through
 //! [`crate::store`] and answers a [`crate::views`] object or an [`ApiError`].
@@ -8,6 +8,7 @@ use axum::Json;
 use crate::error::ApiError;
 use crate::views::Envelope;
 
+pub mod export;
 pub mod logs;
 pub mod ops;
 pub mod retention;

@@ -3,7 +3,7 @@
 //! plain-text 400).
 //!
 //! The types the parser produces ([`Page`], [`LogFilter`], [`StatFilter`], [`Keyword`],
-//! [`TokenKey`], [`DeleteBefore`]) are also what the OpenAPI document describes (they derive
+//! [`TokenKey`], [`DeleteBefore`], [`ExportOptions`]) are also what the OpenAPI document describes (they derive
 //! or implement `IntoParams`), so the document lists exactly the parameters that are read.
 //! Turning filters into SQL is [`crate::sql`]'s job.
 
@@ -16,8 +16,10 @@ use utoipa::openapi::path::{Parameter, ParameterIn};
 
 use crate::error::{ApiError, BadInput};
 
+mod export;
 mod pattern;
 
+pub use export::ExportOptions;
 pub use pattern::Match;
 
 /// Longest accepted string parameter, in characters.

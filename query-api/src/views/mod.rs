@@ -6,11 +6,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 mod envelope;
+mod export;
 
 pub use envelope::{
     DeleteResponse, Envelope, EnvelopeData, ErrorResponse, ErrorResponses, Gate, HealthResponse,
     LogListResponse, LogPageResponse, Open, PublicToken, SignedIn, SignedInDelete, StatResponse,
 };
+pub use export::{ADMIN_COLUMNS, ExportEncoder, ExportFormat, ExportTotals, columns};
 
 /// One log as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -148,12 +150,12 @@ pub struct StatData {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn user_view_hides_admin_details() {
-        let row = LogRow {
+    /// A row with every field set, its `other` holding admin-only keys.
+    pub(crate) fn sample_row() -> LogRow {
+        LogRow {
             event_id: uuid::Uuid::nil(),
             created_at: 1,
             log_type: 2,
@@ -176,7 +178,12 @@ mod tests {
             content: "c".into(),
             other: r#"{"admin_info":{"x":1},"audit_info":"a","model_ratio":2}"#.into(),
             ingest_batch: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn user_view_hides_admin_details() {
+        let row = sample_row();
         let user = serde_json::to_value(LogItem::new(row.clone(), 1, View::User)).unwrap();
         assert_eq!(user["channel_name"], "");
         assert!(user.get("ip").is_none());

@@ -327,7 +327,11 @@ async fn start_ingest(database: &str) -> Ingest {
     }
 }
 
-async fn insert_rows(db: &TestDatabase, logs: &[LogEvent], identities: &[IdentityEvent]) {
+pub(crate) async fn insert_rows(
+    db: &TestDatabase,
+    logs: &[LogEvent],
+    identities: &[IdentityEvent],
+) {
     if !identities.is_empty() {
         let mut users = db.client.insert::<UserRow>("users").await.expect("insert");
         let mut tokens = db
