@@ -144,6 +144,10 @@ pub enum BadInput {
     },
     #[error("target timestamp is required")]
     TargetTimestampRequired,
+    #[error("page beyond the window of {max} rows: use cursor pagination")]
+    BeyondWindow { max: u64 },
+    #[error("parameter cursor is not a cursor this API issued")]
+    InvalidCursor,
     #[error("parameter {name} must be one of {choices}, got {value:?}")]
     NotOneOf {
         name: &'static str,
@@ -190,6 +194,20 @@ impl BadInput {
 
     fn message(&self, lang: Lang) -> String {
         match self {
+            BadInput::BeyondWindow { max } => lang.pick(
+                format!(
+                    "页码超出分页窗口：p × page_size 不能超过 {max}；\
+                     继续读取请使用 cursor 参数（上一页返回的 next_cursor）"
+                ),
+                format!(
+                    "page beyond the pagination window: p × page_size may not exceed {max}; \
+                     to read further, pass the previous page's next_cursor as cursor"
+                ),
+            ),
+            BadInput::InvalidCursor => lang.pick(
+                "参数 cursor 无效：请使用上一页返回的 next_cursor",
+                "parameter cursor is invalid: pass the next_cursor of the previous page",
+            ),
             BadInput::NotOneOf {
                 name,
                 value,

@@ -18,7 +18,7 @@ pub mod retention;
 pub mod stat_plan;
 
 pub use export::ExportRows;
-pub use logs::{RATE_WINDOW_SECS, SEARCH_LIMIT, Stat, TOKEN_LOGS_LIMIT};
+pub use logs::{ListPage, RATE_WINDOW_SECS, SEARCH_LIMIT, Stat, TOKEN_LOGS_LIMIT};
 pub use stat_plan::quota_queries;
 
 const MINUTE: i64 = 60;

@@ -132,10 +132,14 @@ pub struct LogPage {
     pub items: Vec<LogItem>,
     /// Exact number of logs matching the filters.
     pub total: u64,
-    /// Effective page number.
+    /// Effective page number (for a cursor page: the page its first row would be on with
+    /// this page size).
     pub page: u64,
     /// Effective page size.
     pub page_size: u64,
+    /// A logbus addition: pass it as `cursor` to read the next page (at any depth, beyond the
+    /// offset window too); `null` on the last page. Opaque.
+    pub next_cursor: Option<String>,
 }
 
 /// Usage statistics.
