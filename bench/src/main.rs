@@ -3,6 +3,7 @@
 
 mod bridge;
 mod data;
+mod export;
 mod logbus;
 mod pg;
 mod queries;
@@ -178,6 +179,7 @@ struct Queries {
     pg_rows: i64,
     cases: Vec<(String, Lat, Lat)>,
     breakdown: Vec<(String, u64)>,
+    export: Option<export::Export>,
     error: Option<String>,
 }
 
@@ -785,6 +787,22 @@ async fn query_suite(
         .push((queries::FLOOR_API.to_string(), api_floor, pg_floor.clone()));
     q.cases
         .push((queries::FLOOR_CLICKHOUSE.to_string(), ch_floor, pg_floor));
+    let exported = export::measure(&http, api.pid())
+        .await
+        .unwrap_or_else(|e| export::Export {
+            error: Some(format!("{e:#}")),
+            ..Default::default()
+        });
+    eprintln!(
+        "bench: export of {} rows: {:.0} rows/s, {} B, API peak RSS {:.0} MB (before {:.0} MB){}",
+        exported.rows,
+        exported.rate(),
+        exported.bytes,
+        exported.rss_after as f64 / 1e6,
+        exported.rss_before as f64 / 1e6,
+        exported.error.as_deref().unwrap_or("")
+    );
+    q.export = Some(exported);
     running.store(false, Ordering::Relaxed);
     api.stop(Duration::from_secs(25)).await?;
     Ok(())
@@ -965,6 +983,22 @@ fn report(
                 q.rows as f64 / q.ch_load_secs.max(1e-9),
                 q.pg_load_secs,
                 q.pg_index_secs
+            );
+        }
+        if let Some(e) = &q.export {
+            let _ = writeln!(
+                s,
+                "| export of the whole data set (`GET /api/log/export`, CSV): rows/s, API peak RSS | {} rows in {:.1} s = {:.0} rows/s ({:.0} MB); peak RSS {:.0} MB (before {:.0} MB){} | – (new-api has no export) | – | constant memory | {m} |",
+                e.rows,
+                e.secs,
+                e.rate(),
+                e.bytes as f64 / 1e6,
+                e.rss_after as f64 / 1e6,
+                e.rss_before as f64 / 1e6,
+                e.error
+                    .as_ref()
+                    .map(|x| format!(" ({})", x.replace('|', "/")))
+                    .unwrap_or_default()
             );
         }
         for (name, a, b) in &q.cases {

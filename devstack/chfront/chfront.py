@@ -467,6 +467,10 @@ def _truthy(v):
     return v is not None and v.strip().lower() not in ("", "0", "false")
 
 
+# Bytes per socket write of a response body (see Handler.send).
+SEND_SLICE = 1 << 20
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "chfront"
@@ -557,7 +561,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Keep-Alive", "timeout=10")
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            # In slices: a socket timeout bounds each sendall as a whole, so one write of a
+            # large result would fail any reader slower than `timeout` for all of it, where
+            # ClickHouse's send timeout bounds each stalled write.
+            view = memoryview(body)
+            for start in range(0, len(view), SEND_SLICE):
+                self.wfile.write(view[start:start + SEND_SLICE])
 
     def send_error_ch(self, err, query_id, encoding=None):
         name = err.name or "UNKNOWN_EXCEPTION"

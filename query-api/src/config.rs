@@ -22,6 +22,8 @@ pub const MAX_IDENTITY_CACHE_TTL_MS: u64 = 60_000;
 pub const DEFAULT_NEWAPI_TIMEOUT_MS: u64 = 3000;
 /// Default of `--query-timeout-secs`.
 pub const DEFAULT_QUERY_TIMEOUT_SECS: u64 = 30;
+/// Default of `--export-timeout-secs`: an hour, far beyond what a 10M-row export takes.
+pub const DEFAULT_EXPORT_TIMEOUT_SECS: u64 = 3_600;
 
 /// logbus query API: new-api's log module over ClickHouse.
 ///
@@ -63,6 +65,10 @@ pub struct Config {
     /// Longest wait for new-api's answer about a session, in milliseconds (then 503).
     #[arg(long, env = "LOGBUS_NEWAPI_TIMEOUT_MS", default_value_t = DEFAULT_NEWAPI_TIMEOUT_MS)]
     pub newapi_timeout_ms: u64,
+    /// Longest an export (`/api/log/export`, `/api/log/self/export`) may stream, in seconds;
+    /// its first row must still arrive within the query timeout.
+    #[arg(long, env = "LOGBUS_EXPORT_TIMEOUT_SECS", default_value_t = DEFAULT_EXPORT_TIMEOUT_SECS)]
+    pub export_timeout_secs: u64,
 }
 
 impl Config {
@@ -76,6 +82,7 @@ impl Config {
             limits: Limits::default(),
             newapi_url: None,
             newapi_timeout_ms: DEFAULT_NEWAPI_TIMEOUT_MS,
+            export_timeout_secs: DEFAULT_EXPORT_TIMEOUT_SECS,
         }
     }
 
@@ -89,6 +96,11 @@ impl Config {
 
     pub fn query_timeout(&self) -> Duration {
         Duration::from_secs(self.query_timeout_secs.max(1))
+    }
+
+    /// Never shorter than the query timeout.
+    pub fn export_timeout(&self) -> Duration {
+        Duration::from_secs(self.export_timeout_secs).max(self.query_timeout())
     }
 }
 

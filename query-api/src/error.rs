@@ -78,6 +78,7 @@ pub enum Failure {
     Logs,
     Stat,
     Search,
+    Export,
     Delete,
     Identity,
     Health,
@@ -90,6 +91,7 @@ impl Failure {
             Failure::Logs => lang.pick("获取日志失败", "Failed to get logs"),
             Failure::Stat => lang.pick("获取统计信息失败", "Failed to get statistics"),
             Failure::Search => lang.pick("搜索日志失败", "Failed to search logs"),
+            Failure::Export => lang.pick("导出日志失败", "Failed to export logs"),
             Failure::Delete => lang.pick("删除日志失败", "Failed to delete logs"),
             Failure::Identity => lang.pick("验证身份失败", "Failed to verify identity"),
             Failure::Health => lang.pick("ClickHouse 不可用", "ClickHouse is unavailable"),
@@ -163,6 +165,10 @@ pub enum BadInput {
     TooManyBuckets { buckets: u64, max: u64 },
     #[error("the series would have more than {max} points")]
     TooManyPoints { max: u64 },
+    #[error("page beyond the window of {max} rows: use cursor pagination")]
+    BeyondWindow { max: u64 },
+    #[error("parameter cursor is not a cursor this API issued")]
+    InvalidCursor,
 }
 
 fn shorten(value: &str) -> String {
@@ -207,6 +213,20 @@ impl BadInput {
 
     fn message(&self, lang: Lang) -> String {
         match self {
+            BadInput::BeyondWindow { max } => lang.pick(
+                format!(
+                    "页码超出分页窗口：p × page_size 不能超过 {max}；\
+                     继续读取请使用 cursor 参数（上一页返回的 next_cursor）"
+                ),
+                format!(
+                    "page beyond the pagination window: p × page_size may not exceed {max}; \
+                     to read further, pass the previous page's next_cursor as cursor"
+                ),
+            ),
+            BadInput::InvalidCursor => lang.pick(
+                "参数 cursor 无效：请使用上一页返回的 next_cursor",
+                "parameter cursor is invalid: pass the next_cursor of the previous page",
+            ),
             BadInput::NotAnInteger { name, value } => lang.pick(
                 format!("参数 {name} 必须是整数，收到 {value:?}"),
                 format!("parameter {name} must be an integer, got {value:?}"),

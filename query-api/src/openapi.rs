@@ -7,7 +7,7 @@ use axum::Json;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
-use crate::handlers::{data, logs, ops, retention, series, stat, token};
+use crate::handlers::{data, export, logs, ops, retention, series, stat, token};
 use crate::views::ErrorResponse;
 
 /// The two headers of new-api's authentication.
@@ -60,6 +60,8 @@ impl utoipa::Modify for SecuritySchemes {
         data::data_all,
         data::data_users,
         data::data_self,
+        export::export_all,
+        export::export_self,
         ops::healthz,
         openapi_json
     ),

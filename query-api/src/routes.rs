@@ -17,7 +17,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::{self, Lang};
-use crate::handlers::{data, logs, ops, retention, series, stat, token};
+use crate::handlers::{data, export, logs, ops, retention, series, stat, token};
 use crate::limits::Limits;
 use crate::openapi::openapi_json;
 use crate::state::AppState;
@@ -33,6 +33,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/log/search"),
     ("GET", "/api/log/self/search"),
     ("GET", "/api/log/token"),
+    ("GET", "/api/log/export"),
+    ("GET", "/api/log/self/export"),
     ("GET", "/healthz"),
     ("GET", "/openapi.json"),
     ("GET", "/api/data/"),
@@ -73,6 +75,8 @@ fn method_router(path: &str) -> MethodRouter<AppState> {
         "/api/data/self" => get(data::data_self),
         "/api/log/stat/series" => get(series::series_all),
         "/api/log/self/stat/series" => get(series::series_self),
+        "/api/log/export" => get(export::export_all),
+        "/api/log/self/export" => get(export::export_self),
         "/healthz" => get(ops::healthz),
         "/openapi.json" => get(openapi_json),
         other => panic!("route {other} has no handler"),

@@ -13,6 +13,8 @@ pub enum Value {
     Str(String),
     I64(i64),
     U64(u64),
+    /// A UUID in its text form.
+    Uuid(String),
 }
 
 impl Value {
@@ -21,6 +23,7 @@ impl Value {
             Value::Str(_) => "String",
             Value::I64(_) => "Int64",
             Value::U64(_) => "UInt64",
+            Value::Uuid(_) => "UUID",
         }
     }
 }
@@ -110,6 +113,17 @@ impl Conditions {
         if let Some(request_id) = &filter.request_id {
             self.compare("request_id", "=", Value::Str(request_id.clone()));
         }
+    }
+
+    /// Rows strictly after `(created_at, event_id)` in list order (both descending): the
+    /// keyset condition of a cursor page, written so that the primary key's `created_at`
+    /// bounds what is read.
+    pub fn before_row(&mut self, created_at: u32, event_id: &uuid::Uuid) {
+        let t = self.bind(Value::I64(created_at.into()));
+        let id = self.bind(Value::Uuid(event_id.to_string()));
+        self.push(format!(
+            "created_at <= {t} AND (created_at < {t} OR event_id < {id})"
+        ));
     }
 
     /// `created_at` within `[start, end]` (seconds, inclusive), each bound optional.

@@ -27,7 +27,9 @@ impl AppState {
             "max_execution_time",
             config.query_timeout().as_secs().to_string(),
         );
-        let state = Self::from_client(client, config.query_timeout(), config.identity_cache_ttl());
+        let store =
+            Store::new(client, config.query_timeout()).with_export_timeout(config.export_timeout());
+        let state = Self::over(store, config.identity_cache_ttl());
         Ok(match &config.newapi_url {
             Some(url) if !url.trim().is_empty() => state.with_sessions(NewApiSessions::new(
                 url.trim(),
@@ -54,7 +56,10 @@ impl AppState {
         query_timeout: Duration,
         identity_cache_ttl: Duration,
     ) -> Self {
-        let store = Store::new(client, query_timeout);
+        Self::over(Store::new(client, query_timeout), identity_cache_ttl)
+    }
+
+    fn over(store: Store, identity_cache_ttl: Duration) -> Self {
         Self(Arc::new(Inner {
             identity: IdentityCache::new(store.clone(), identity_cache_ttl),
             store,

@@ -1,4 +1,4 @@
-//! The logbus query API server: `logbus-query-api --help` lists the options.
+// The logbus query API server: `logbus-query-api --help` lists the options.
 
 use std::process::ExitCode;
 

@@ -5,7 +5,7 @@ use axum::extract::State;
 use super::{ApiResult, ok};
 use crate::auth::{AdminAuth, UserAuth};
 use crate::error::{ApiError, Failure};
-use crate::params::{Keyword, LogFilter, Page, Params};
+use crate::params::{CursorParam, Keyword, LogFilter, Page, Pagination, Params};
 use crate::state::AppState;
 use crate::views::{
     ErrorResponses, LogItem, LogListResponse, LogPage, LogPageResponse, SignedIn, View, items,
@@ -14,24 +14,25 @@ use crate::views::{
 async fn page_of(
     state: &AppState,
     filter: LogFilter,
-    page: Page,
+    pagination: Pagination,
     view: View,
 ) -> ApiResult<LogPage> {
-    let (rows, total) = state
+    let page = state
         .store()
-        .list(&filter, page.page_size, page.offset())
+        .list(&filter, &pagination)
         .await
         .map_err(ApiError::db(Failure::Logs))?;
     ok(LogPage {
-        items: items(rows, page.offset(), view),
-        total,
-        page: page.page,
-        page_size: page.page_size,
+        items: items(page.rows, pagination.skipped(), view),
+        total: page.total,
+        page: pagination.page(),
+        page_size: pagination.page_size(),
+        next_cursor: page.next.map(|cursor| cursor.encode()),
     })
 }
 
 /// All logs (admin).
-#[utoipa::path(get, path = "/api/log/", tag = "admin", params(Page, LogFilter),
+#[utoipa::path(get, path = "/api/log/", tag = "admin", params(Page, CursorParam, LogFilter),
     security(("access_token" = [], "new_api_user" = [])),
     responses((status = 200, body = LogPageResponse), ErrorResponses<SignedIn>))]
 pub async fn list_all(
@@ -40,11 +41,17 @@ pub async fn list_all(
     params: Params,
 ) -> ApiResult<LogPage> {
     let filter = LogFilter::from_params(&params, true)?;
-    page_of(&state, filter, Page::from_params(&params), View::Admin).await
+    page_of(
+        &state,
+        filter,
+        Pagination::from_params(&params)?,
+        View::Admin,
+    )
+    .await
 }
 
 /// The caller's logs (user).
-#[utoipa::path(get, path = "/api/log/self", tag = "user", params(Page, LogFilter),
+#[utoipa::path(get, path = "/api/log/self", tag = "user", params(Page, CursorParam, LogFilter),
     security(("access_token" = [], "new_api_user" = [])),
     responses((status = 200, body = LogPageResponse), ErrorResponses<SignedIn>))]
 pub async fn list_self(
@@ -54,7 +61,13 @@ pub async fn list_self(
 ) -> ApiResult<LogPage> {
     let mut filter = LogFilter::from_params(&params, false)?;
     filter.user_id = Some(user.id);
-    page_of(&state, filter, Page::from_params(&params), View::User).await
+    page_of(
+        &state,
+        filter,
+        Pagination::from_params(&params)?,
+        View::User,
+    )
+    .await
 }
 
 async fn search_of(

@@ -1,4 +1,4 @@
-//! The handlers, one file per endpoint family: [`logs`] (list and search), [`stat`],
+//! The handlers, one file per endpoint family: [`logs`] (list and search), [`export`], [`stat`],
 //! [`series`] (the stat over time), [`data`] (new-api's dashboard), [`token`] (the public
 //! token endpoint), [`retention`] (the delete) and [`ops`] (health and the fallbacks). Each reads its typed parameters from [`crate::params`], queries through
 //! [`crate::store`] and answers a [`crate::views`] object or an [`ApiError`].
@@ -9,6 +9,7 @@ use crate::error::ApiError;
 use crate::views::Envelope;
 
 pub mod data;
+pub mod export;
 pub mod logs;
 pub mod ops;
 pub mod retention;

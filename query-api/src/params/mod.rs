@@ -3,7 +3,7 @@
 //! plain-text 400).
 //!
 //! The types the parser produces ([`Page`], [`LogFilter`], [`StatFilter`], [`Keyword`],
-//! [`TokenKey`], [`DeleteBefore`], [`DataRange`], [`DataUser`], [`SeriesQuery`]) are also what the OpenAPI document describes (they derive
+//! [`TokenKey`], [`DeleteBefore`], [`DataRange`], [`DataUser`], [`SeriesQuery`], [`ExportOptions`], [`Pagination`] with [`CursorParam`]) are also what the OpenAPI document describes (they derive
 //! or implement `IntoParams`), so the document lists exactly the parameters that are read.
 //! Turning filters into SQL is [`crate::sql`]'s job.
 
@@ -16,11 +16,15 @@ use utoipa::openapi::path::{Parameter, ParameterIn};
 
 use crate::error::{ApiError, BadInput};
 
+mod cursor;
+mod export;
 mod dashboard;
 mod pattern;
 mod series;
 
 pub use dashboard::{DataRange, DataUser, SELF_MAX_SPAN_SECS};
+pub use cursor::{Cursor, CursorParam, MAX_WINDOW, Pagination};
+pub use export::ExportOptions;
 pub use pattern::Match;
 pub use series::{
     Dimension, Interval, MAX_GROUP_BY, MAX_TOP, SeriesFilter, SeriesOptions, SeriesQuery,
@@ -121,7 +125,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Page {
-    /// Page number, 1-based; absent, unparsable or < 1 means 1.
+    /// Page number, 1-based; absent, unparsable or < 1 means 1. `p * page_size` may not
+    /// exceed 10000 (400 beyond: use `cursor`).
     #[param(rename = "p", value_type = Option<i64>)]
     pub page: u64,
     /// Page size, default 20; absent, unparsable or < 1 means 20; above 100 means 100.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::Store;
 use super::stat_plan::quota_expression;
 use crate::error::DbError;
-use crate::params::LogFilter;
+use crate::params::{Cursor, LogFilter, Pagination};
 use crate::sql::{Conditions, Value};
 
 /// Most rows `/api/log/search` returns.
@@ -18,6 +18,15 @@ pub const SEARCH_LIMIT: u64 = 100;
 pub const TOKEN_LOGS_LIMIT: u64 = 1000;
 /// The window of `rpm` and `tpm`, in seconds.
 pub const RATE_WINDOW_SECS: i64 = 60;
+
+/// A page of [`Store::list`].
+#[derive(Debug)]
+pub struct ListPage {
+    pub rows: Vec<LogRow>,
+    pub total: u64,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
@@ -34,17 +43,18 @@ struct StatRow {
 }
 
 impl Store {
-    /// One page of logs, newest first, and the exact number of matching logs.
+    /// One page of logs, newest first, the exact number of matching logs and, when more
+    /// rows follow, the cursor of the next page.
     ///
     /// The count and the page are two queries sent concurrently (a server that runs queries in
     /// parallel answers in the time of the slower one). Counts filtered only on the keys of the
-    /// aggregate projections (user, type, model, channel, group) are answered from them.
+    /// aggregate projections (user, type, model, channel, group) are answered from them. The
+    /// page reads one row more than it returns, to know whether another page follows.
     pub async fn list(
         &self,
         filter: &LogFilter,
-        limit: u64,
-        offset: u64,
-    ) -> Result<(Vec<LogRow>, u64), DbError> {
+        pagination: &Pagination,
+    ) -> Result<ListPage, DbError> {
         let mut conditions = Conditions::default();
         conditions.dimensions(filter);
         conditions.time_range("created_at", filter.start, filter.end);
@@ -53,11 +63,30 @@ impl Store {
             tables::LOGS,
             conditions.where_clause()
         );
-        let (total, rows) = tokio::try_join!(
+        let mut page_conditions = conditions.clone();
+        let offset = match pagination {
+            Pagination::Offset(page) => page.offset(),
+            Pagination::After { after, .. } => {
+                page_conditions.before_row(after.created_at, &after.event_id);
+                0
+            }
+        };
+        let limit = pagination.page_size();
+        let (total, mut rows) = tokio::try_join!(
             self.timed(self.query(&count_sql, &conditions).fetch_one::<u64>()),
-            self.newest(conditions.clone(), limit, offset),
+            self.newest(page_conditions, limit + 1, offset),
         )?;
-        Ok((rows, total))
+        let more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        let next = match rows.last() {
+            Some(last) if more => Some(Cursor {
+                created_at: last.created_at,
+                event_id: last.event_id,
+                position: pagination.skipped() + limit,
+            }),
+            _ => None,
+        };
+        Ok(ListPage { rows, total, next })
     }
 
     /// Logs whose type equals a numeric keyword or whose content contains the keyword

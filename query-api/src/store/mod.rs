@@ -1,5 +1,5 @@
 //! Every ClickHouse query of the API, one file per concern: [`logs`] (list, search, a token's
-//! logs, stat), [`stat_plan`] (the pure planner of the stat's quota tiers), [`dashboard`]
+//! logs, stat), [`export`] (the cursor of an export), [`stat_plan`] (the pure planner of the stat's quota tiers), [`dashboard`]
 //! (new-api's hourly `/api/data` rows), [`series_plan`] and [`series`] (the time series: pure
 //! planner, then the run and fold), [`retention`] (the delete) and [`identities`] (the users
 //! and tokens authentication looks up). Values always
@@ -14,6 +14,7 @@ use crate::error::DbError;
 use crate::sql::Conditions;
 
 pub mod dashboard;
+pub mod export;
 pub mod identities;
 pub mod logs;
 pub mod retention;
@@ -21,7 +22,8 @@ pub mod series;
 pub mod series_plan;
 pub mod stat_plan;
 
-pub use logs::{RATE_WINDOW_SECS, SEARCH_LIMIT, Stat, TOKEN_LOGS_LIMIT};
+pub use export::ExportRows;
+pub use logs::{ListPage, RATE_WINDOW_SECS, SEARCH_LIMIT, Stat, TOKEN_LOGS_LIMIT};
 pub use stat_plan::quota_queries;
 
 const MINUTE: i64 = 60;
@@ -33,11 +35,24 @@ const DAY: i64 = 86_400;
 pub struct Store {
     client: Client,
     timeout: Duration,
+    /// How long one export may stream (ClickHouse's `max_execution_time` of its query).
+    export_timeout: Duration,
 }
 
 impl Store {
     pub fn new(client: Client, timeout: Duration) -> Self {
-        Self { client, timeout }
+        Self {
+            client,
+            timeout,
+            // Until told otherwise, an export gets no longer than any other query.
+            export_timeout: timeout,
+        }
+    }
+
+    /// The same store whose exports may stream for `export_timeout`.
+    pub fn with_export_timeout(mut self, export_timeout: Duration) -> Self {
+        self.export_timeout = export_timeout;
+        self
     }
 
     /// `query`, failed with [`DbError::Timeout`] when it outlives the deadline.

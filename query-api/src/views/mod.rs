@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 mod dashboard;
 mod envelope;
+mod export;
 mod series;
 
 pub use dashboard::{QuotaDataItem, QuotaDataResponse, SignedInMonth};
@@ -17,6 +18,7 @@ pub use envelope::{
     DeleteResponse, Envelope, EnvelopeData, ErrorResponse, ErrorResponses, Gate, HealthResponse,
     LogListResponse, LogPageResponse, Open, PublicToken, SignedIn, SignedInDelete, StatResponse,
 };
+pub use export::{ADMIN_COLUMNS, ExportEncoder, ExportFormat, ExportTotals, columns};
 
 /// One log as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -136,10 +138,14 @@ pub struct LogPage {
     pub items: Vec<LogItem>,
     /// Exact number of logs matching the filters.
     pub total: u64,
-    /// Effective page number.
+    /// Effective page number (for a cursor page: the page its first row would be on with
+    /// this page size).
     pub page: u64,
     /// Effective page size.
     pub page_size: u64,
+    /// A logbus addition: pass it as `cursor` to read the next page (at any depth, beyond the
+    /// offset window too); `null` on the last page. Opaque.
+    pub next_cursor: Option<String>,
 }
 
 /// Usage statistics.
@@ -154,12 +160,12 @@ pub struct StatData {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn user_view_hides_admin_details() {
-        let row = LogRow {
+    /// A row with every field set, its `other` holding admin-only keys.
+    pub(crate) fn sample_row() -> LogRow {
+        LogRow {
             event_id: uuid::Uuid::nil(),
             created_at: 1,
             log_type: 2,
@@ -182,7 +188,12 @@ mod tests {
             content: "c".into(),
             other: r#"{"admin_info":{"x":1},"audit_info":"a","model_ratio":2}"#.into(),
             ingest_batch: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn user_view_hides_admin_details() {
+        let row = sample_row();
         let user = serde_json::to_value(LogItem::new(row.clone(), 1, View::User)).unwrap();
         assert_eq!(user["channel_name"], "");
         assert!(user.get("ip").is_none());

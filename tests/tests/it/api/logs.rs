@@ -177,8 +177,8 @@ async fn list_filters_pagination_and_views() {
         ("p=0", 1, 20, 8),
         ("p=-1", 1, 20, 8),
         ("p=abc", 1, 20, 8),
-        ("p=99999999", 99999999, 20, 0),
-        ("p=9223372036854775807", 9223372036854775807_u64, 20, 0),
+        // Pages up to the window of 10,000 rows; beyond it is a 400 (api::cursor).
+        ("p=500", 500, 20, 0),
         ("p=99999999999999999999999", 1, 20, 8),
         ("page_size=-1", 1, 20, 8),
         ("page_size=0", 1, 20, 8),
@@ -473,6 +473,12 @@ async fn bad_input_never_500_and_openapi_lists_every_route() {
             None => format!("{path}/"),
         };
         for p in [path.to_string(), twin] {
+            // The exports answer files, not JSON: a bad format gets their envelope instead.
+            let p = if path.ends_with("/export") {
+                format!("{p}?format=bogus")
+            } else {
+                p
+            };
             let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
             let (status, _, body) = api
                 .call(

@@ -1,7 +1,10 @@
 //! The query API over a store filled through the real ingest path: lists, search, stats,
 //! token lookup, the retention delete, new-api's dashboard data and the time series.
 
+mod cursor;
 mod data;
+mod export;
+mod export_scale;
 mod limits;
 mod logs;
 mod search;

@@ -5,6 +5,7 @@
 //! `LOGBUS_TEST_KAFKA` and `LOGBUS_TEST_CLICKHOUSE`.
 
 pub(crate) mod api;
+pub(crate) mod api_process;
 pub(crate) mod bridge;
 pub(crate) mod ingest;
 pub(crate) mod newapi;

@@ -1,11 +1,22 @@
 //! A TCP proxy inside the test process, to make a server unreachable and reachable again for
-//! the process under test without touching the server (which other tests share).
+//! the process under test without touching the server (which other tests share), and to see
+//! how much each connection carried from the server and whether the client closed it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// What one proxied connection carried.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionStats {
+    /// Bytes forwarded from the server to the client.
+    pub(crate) down: AtomicU64,
+    /// Set once the server-to-client direction ended (either side closed it).
+    pub(crate) closed: AtomicBool,
+}
 
 /// The proxy: `addr` forwards to the target while up.
 #[derive(Debug)]
@@ -15,7 +26,35 @@ pub(crate) struct Proxy {
     /// Connections refused while cut.
     pub(crate) refused: Arc<AtomicU64>,
     connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    stats: Arc<Mutex<Vec<Arc<ConnectionStats>>>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Forwards both directions of one connection, counting what the server sends.
+async fn forward(inbound: TcpStream, outbound: TcpStream, stats: &ConnectionStats) {
+    let (mut from_client, mut to_client) = inbound.into_split();
+    let (mut from_server, mut to_server) = outbound.into_split();
+    let up = async {
+        let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+        let _ = to_server.shutdown().await;
+    };
+    let down = async {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            match from_server.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to_client.write_all(&buffer[..n]).await.is_err() {
+                        break;
+                    }
+                    stats.down.fetch_add(n as u64, Ordering::SeqCst);
+                }
+            }
+        }
+        stats.closed.store(true, Ordering::SeqCst);
+        let _ = to_client.shutdown().await;
+    };
+    tokio::join!(up, down);
 }
 
 impl Proxy {
@@ -35,11 +74,13 @@ impl Proxy {
         let up = Arc::new(AtomicBool::new(true));
         let refused = Arc::new(AtomicU64::new(0));
         let connections = Arc::new(Mutex::new(Vec::<tokio::task::AbortHandle>::new()));
+        let stats = Arc::new(Mutex::new(Vec::<Arc<ConnectionStats>>::new()));
         let task = {
             let (up, refused, connections) = (up.clone(), refused.clone(), connections.clone());
+            let all_stats = stats.clone();
             tokio::spawn(async move {
                 loop {
-                    let Ok((mut inbound, _)) = listener.accept().await else {
+                    let Ok((inbound, _)) = listener.accept().await else {
                         continue;
                     };
                     if !up.load(Ordering::SeqCst) {
@@ -47,10 +88,12 @@ impl Proxy {
                         drop(inbound);
                         continue;
                     }
+                    let stats = Arc::new(ConnectionStats::default());
+                    all_stats.lock().expect("lock").push(stats.clone());
                     let connection = tokio::spawn(async move {
-                        if let Ok(mut outbound) = TcpStream::connect(target).await {
-                            let _ =
-                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        match TcpStream::connect(target).await {
+                            Ok(outbound) => forward(inbound, outbound, &stats).await,
+                            Err(_) => stats.closed.store(true, Ordering::SeqCst),
                         }
                     });
                     connections
@@ -65,8 +108,24 @@ impl Proxy {
             up,
             refused,
             connections,
+            stats,
             task,
         }
+    }
+
+    /// Each connection so far: (bytes from the server, closed).
+    pub(crate) fn connections(&self) -> Vec<(u64, bool)> {
+        self.stats
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|s| {
+                (
+                    s.down.load(Ordering::SeqCst),
+                    s.closed.load(Ordering::SeqCst),
+                )
+            })
+            .collect()
     }
 
     /// Closes every open connection and refuses new ones, as a dead server would.
