@@ -18,8 +18,11 @@ use serde_json::{Map, Value};
 
 use crate::identity::{hash_access_token, hash_token_key};
 
+/// How the identity contract hashes a plain credential.
+type Hash = fn(&str) -> String;
+
 /// The plain credential members, the member their hash goes to, and how it is hashed.
-const CREDENTIALS: [(&str, &str, fn(&str) -> String); 2] = [
+const CREDENTIALS: [(&str, &str, Hash); 2] = [
     ("access_token", "access_token_sha256", hash_access_token),
     ("key", "key_sha256", hash_token_key),
 ];
