@@ -17,13 +17,13 @@ use utoipa::openapi::path::{Parameter, ParameterIn};
 use crate::error::{ApiError, BadInput};
 
 mod cursor;
-mod export;
 mod dashboard;
+mod export;
 mod pattern;
 mod series;
 
-pub use dashboard::{DataRange, DataUser, SELF_MAX_SPAN_SECS};
 pub use cursor::{Cursor, CursorParam, MAX_WINDOW, Pagination};
+pub use dashboard::{DataRange, DataUser, SELF_MAX_SPAN_SECS};
 pub use export::ExportOptions;
 pub use pattern::Match;
 pub use series::{
