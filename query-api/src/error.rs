@@ -14,6 +14,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::session::SessionError;
+
+mod delete;
+
+pub use delete::{DeleteBusy, DeleteIncomplete};
 use crate::views::ErrorResponse;
 
 /// The language of error messages for the current request.
@@ -143,6 +147,12 @@ pub enum BadInput {
     },
     #[error("target timestamp is required")]
     TargetTimestampRequired,
+    #[error("parameter {name} must be true or false, got {value:?}")]
+    NotABoolean { name: &'static str, value: String },
+    #[error("target_timestamp {target} is in the future")]
+    TargetInTheFuture { target: i64 },
+    #[error("target_timestamp {target} is newer than {newest_allowed} and confirm is not set")]
+    TargetTooRecent { target: i64, newest_allowed: i64 },
 }
 
 fn shorten(value: &str) -> String {
@@ -159,6 +169,13 @@ fn shorten(value: &str) -> String {
 impl BadInput {
     pub fn not_an_integer(name: &'static str, value: &str) -> Self {
         BadInput::NotAnInteger {
+            name,
+            value: shorten(value),
+        }
+    }
+
+    pub fn not_a_boolean(name: &'static str, value: &str) -> Self {
+        BadInput::NotABoolean {
             name,
             value: shorten(value),
         }
@@ -214,6 +231,18 @@ impl BadInput {
             }
             // new-api's exact message, in both languages.
             BadInput::TargetTimestampRequired => "target timestamp is required".to_owned(),
+            BadInput::NotABoolean { name, value } => lang.pick(
+                format!("参数 {name} 必须是 true 或 false，收到 {value:?}"),
+                format!("parameter {name} must be true or false, got {value:?}"),
+            ),
+            BadInput::TargetInTheFuture { target } => lang.pick(
+                format!("target_timestamp {target} 晚于当前时间，拒绝删除；要删除全部日志，请使用当前时间并加上 confirm=true"),
+                format!("target_timestamp {target} is in the future and is refused; to delete every log, cut at the current time with confirm=true"),
+            ),
+            BadInput::TargetTooRecent { target, newest_allowed } => lang.pick(
+                format!("target_timestamp {target} 晚于 {newest_allowed}（当前时间减去保留下限），会删除近期日志；确认请加上 confirm=true，或用 dry_run=true 查看将删除的条数"),
+                format!("target_timestamp {target} is newer than {newest_allowed} (now minus the minimum retention age) and would delete recent logs; add confirm=true to go ahead, or dry_run=true to count them"),
+            ),
         }
     }
 }
@@ -247,6 +276,10 @@ pub enum ApiError {
     },
     #[error("session cookie: {0}")]
     Session(#[from] SessionError),
+    #[error("another retention delete holds the lock")]
+    DeleteBusy(#[from] DeleteBusy),
+    #[error("retention delete incomplete: {0}")]
+    DeleteIncomplete(#[from] DeleteIncomplete),
     #[error("no such route")]
     NotFound,
     #[error("method not allowed")]
@@ -275,6 +308,12 @@ impl ApiError {
                 ..
             } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Database { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::DeleteBusy(_) => StatusCode::CONFLICT,
+            ApiError::DeleteIncomplete(DeleteIncomplete {
+                source: Some(DbError::Timeout(_)),
+                ..
+            }) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::DeleteIncomplete(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
@@ -323,6 +362,8 @@ impl ApiError {
             ),
             ApiError::BadRequest(bad) => bad.message(lang),
             ApiError::Database { what, .. } => what.message(lang),
+            ApiError::DeleteBusy(busy) => busy.message(lang),
+            ApiError::DeleteIncomplete(incomplete) => incomplete.message(lang),
             ApiError::NotFound => lang.pick("接口不存在", "No such endpoint"),
             ApiError::MethodNotAllowed => {
                 lang.pick("不支持的请求方法", "Method not allowed for this endpoint")
@@ -336,6 +377,9 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Database { what, source } => {
                 tracing::error!(operation = ?what, error = %source, "request failed in ClickHouse");
+            }
+            ApiError::DeleteIncomplete(incomplete) => {
+                tracing::error!(error = ?incomplete.source, %incomplete, "retention delete incomplete");
             }
             ApiError::Session(SessionError::Unavailable(why)) => {
                 tracing::warn!(error = %why, "new-api could not verify a session cookie");

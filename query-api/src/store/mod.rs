@@ -1,6 +1,7 @@
 //! Every ClickHouse query of the API, one file per concern: [`logs`] (list, search, a token's
 //! logs, stat), [`stat_plan`] (the pure planner of the stat's quota tiers), [`retention`] (the
-//! delete) and [`identities`] (the users and tokens authentication looks up). Values always
+//! delete, with [`retention_plan`], its pure plan, and [`retention_lock`], the lock across
+//! replicas) and [`identities`] (the users and tokens authentication looks up). Values always
 //! travel as server-side query parameters (see [`crate::sql`]), never inside the SQL text.
 
 use std::future::Future;
@@ -14,6 +15,8 @@ use crate::sql::Conditions;
 pub mod identities;
 pub mod logs;
 pub mod retention;
+pub mod retention_lock;
+pub mod retention_plan;
 pub mod stat_plan;
 
 pub use logs::{RATE_WINDOW_SECS, SEARCH_LIMIT, Stat, TOKEN_LOGS_LIMIT};
