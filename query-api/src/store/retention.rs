@@ -147,12 +147,13 @@ impl Store {
         let start = c.bind(Value::I64(minute));
         let end = c.bind(Value::I64(minute + MINUTE));
         let sql = format!(
-            "SELECT (SELECT tuple(sum(requests), sum(quota), sum(prompt_tokens), \
-                            sum(completion_tokens)) \
+            // Scalar subqueries are Nullable; an aggregate without GROUP BY always has a row.
+            "SELECT toUInt8(ifNull((SELECT tuple(sum(requests), sum(quota), \
+                            sum(prompt_tokens), sum(completion_tokens)) \
                      FROM {rollup} WHERE minute >= {start} AND minute < {end}) \
                   = (SELECT tuple(toUInt64(count()), sum(quota), sum(prompt_tokens), \
                             sum(completion_tokens)) \
-                     FROM {logs} WHERE created_at >= {start} AND created_at < {end})",
+                     FROM {logs} WHERE created_at >= {start} AND created_at < {end}), 0))",
             rollup = tables::LOGS_MINUTE,
             logs = tables::LOGS,
         );
