@@ -17,8 +17,8 @@ use crate::session::SessionError;
 
 mod delete;
 
-pub use delete::{DeleteBusy, DeleteIncomplete};
 use crate::views::ErrorResponse;
+pub use delete::{DeleteBusy, DeleteIncomplete};
 
 /// The language of error messages for the current request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,7 +31,9 @@ pub enum DeleteCheck {
     /// The target is after now: it would delete what arrives while the delete runs.
     InTheFuture,
     /// The target is newer than now minus the margin and `confirm` is not set.
-    TooRecent { newest_allowed: i64 },
+    TooRecent {
+        newest_allowed: i64,
+    },
 }
 
 /// `true`/`1` or `false`/`0`; empty or absent is false; anything else is refused.
@@ -121,7 +123,11 @@ mod tests {
                 .expect("parses")
                 .check(now, day as u64)
         };
-        assert_eq!(at(now - day, ""), DeleteCheck::Allowed, "exactly the margin");
+        assert_eq!(
+            at(now - day, ""),
+            DeleteCheck::Allowed,
+            "exactly the margin"
+        );
         assert_eq!(
             at(now - day + 1, ""),
             DeleteCheck::TooRecent {
@@ -137,7 +143,9 @@ mod tests {
             .expect("parses")
             .check(now, 0);
         assert_eq!(no_margin, DeleteCheck::Allowed);
-        let huge_margin = parse("target_timestamp=1").expect("parses").check(now, u64::MAX);
+        let huge_margin = parse("target_timestamp=1")
+            .expect("parses")
+            .check(now, u64::MAX);
         assert!(matches!(huge_margin, DeleteCheck::TooRecent { .. }));
     }
 }

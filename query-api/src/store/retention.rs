@@ -18,15 +18,24 @@ impl Store {
     pub async fn count_before(&self, target: u32) -> Result<u64, DbError> {
         let mut count = Conditions::default();
         count.compare("created_at", "<", Value::I64(i64::from(target)));
-        let sql = format!("SELECT count() FROM {} {}", tables::LOGS, count.where_clause());
-        self.timed(self.query(&sql, &count).fetch_one::<u64>()).await
+        let sql = format!(
+            "SELECT count() FROM {} {}",
+            tables::LOGS,
+            count.where_clause()
+        );
+        self.timed(self.query(&sql, &count).fetch_one::<u64>())
+            .await
     }
 
     /// Deletes every log with `created_at < target` from `logs` and `logs_minute` and returns
     /// how many log rows that was; 409 when another delete holds the lock. See docs/api.md.
     pub async fn delete_before(&self, target: u32, admin_id: i64) -> Result<u64, ApiError> {
         let db = ApiError::db(Failure::Delete);
-        let mut lease = match self.claim_retention_lock(target, admin_id).await.map_err(db)? {
+        let mut lease = match self
+            .claim_retention_lock(target, admin_id)
+            .await
+            .map_err(db)?
+        {
             Ok(lease) => lease,
             Err(busy) => return Err(busy.into()),
         };
@@ -79,7 +88,10 @@ impl Store {
         match step {
             Step::DropPartition { table, partition } => {
                 let sql = format!("ALTER TABLE {table} DROP PARTITION ID {{partition:String}}");
-                let query = self.client.query(&sql).param("partition", partition.as_str());
+                let query = self
+                    .client
+                    .query(&sql)
+                    .param("partition", partition.as_str());
                 self.timed(query.execute()).await?;
             }
             Step::DeleteRaw { from, to } => {

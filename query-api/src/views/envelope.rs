@@ -177,17 +177,19 @@ impl Gate for SignedIn {
 pub struct SignedInDelete;
 
 impl Gate for SignedInDelete {
-    const REFUSALS: &'static [(u16, &'static str)] =
-        &[
-            (
-                400,
-                "target timestamp is required; or a target in the future, or within the \
+    const REFUSALS: &'static [(u16, &'static str)] = &[
+        (
+            400,
+            "target timestamp is required; or a target in the future, or within the \
                  minimum retention age of now without confirm=true",
-            ),
-            (401, ""),
-            (403, ""),
-            (409, "Another delete is running (in this or another API replica)"),
-        ];
+        ),
+        (401, ""),
+        (403, ""),
+        (
+            409,
+            "Another delete is running (in this or another API replica)",
+        ),
+    ];
 }
 
 /// A token key (the public token endpoint): bad input, unknown or disabled key.

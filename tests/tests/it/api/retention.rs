@@ -35,7 +35,11 @@ async fn delete_refuses_recent_and_future_targets_unless_confirmed_and_dry_runs_
         .map(|t| log(*t, ALICE))
         .collect();
     // Today's logs: an hour, ten minutes and a few seconds old.
-    events.extend([now - 3600, now - 600, now - 5].iter().map(|t| log(*t, BOB)));
+    events.extend(
+        [now - 3600, now - 600, now - 5]
+            .iter()
+            .map(|t| log(*t, BOB)),
+    );
     api.seed(&events, &identities()).await;
     let total = || api.db.count("SELECT count() FROM logs");
     assert_eq!(total().await, 6);
@@ -60,14 +64,22 @@ async fn delete_refuses_recent_and_future_targets_unless_confirmed_and_dry_runs_
         body["message"].as_str().unwrap().contains("confirm=true"),
         "{body}"
     );
-    let (status, body) = delete(&api, &format!("target_timestamp={}&confirm=maybe", now - 60)).await;
+    let (status, body) = delete(
+        &api,
+        &format!("target_timestamp={}&confirm=maybe", now - 60),
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(total().await, 6, "nothing deleted by a refusal");
 
     // Dry runs count without deleting, also within the margin.
     let (status, body) = delete(&api, &format!("target_timestamp={}&dry_run=true", now - 60)).await;
     assert_eq!((status, body["data"].clone()), (200, 5.into()), "{body}");
-    let (status, body) = delete(&api, &format!("target_timestamp={}&dry_run=1", DAY0 + DAY + 60)).await;
+    let (status, body) = delete(
+        &api,
+        &format!("target_timestamp={}&dry_run=1", DAY0 + DAY + 60),
+    )
+    .await;
     assert_eq!((status, body["data"].clone()), (200, 2.into()), "{body}");
     assert_eq!(total().await, 6, "nothing deleted by a dry run");
 
@@ -88,8 +100,11 @@ async fn delete_refuses_recent_and_future_targets_unless_confirmed_and_dry_runs_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_is_refused_while_another_replica_holds_the_lock() {
     let api = Api::start().await;
-    api.seed(&[log(DAY0 + 10, ALICE), log(DAY0 + DAY, ALICE)], &identities())
-        .await;
+    api.seed(
+        &[log(DAY0 + 10, ALICE), log(DAY0 + DAY, ALICE)],
+        &identities(),
+    )
+    .await;
     // What another replica's running delete has written: a live claim.
     let claim = |owner: &str, seq: u32, expires: &str, released: bool| {
         format!(
@@ -125,7 +140,11 @@ async fn a_delete_is_refused_while_another_replica_holds_the_lock() {
     api.forget_logs(1);
     let live = "SELECT count() FROM (SELECT owner FROM retention_lock GROUP BY owner \
                 HAVING NOT argMax(released, seq) AND argMax(expires_at, seq) > now64(3))";
-    assert_eq!(api.db.count(live).await, 0, "every claim released or lapsed");
+    assert_eq!(
+        api.db.count(live).await,
+        0,
+        "every claim released or lapsed"
+    );
     api.finish().await;
 }
 
@@ -162,10 +181,15 @@ async fn a_delete_that_fails_part_way_says_what_it_left_and_a_repeat_completes_i
     ] {
         assert!(message.contains(part), "{part:?} in {message}");
     }
-    assert!(!message.contains("VIOLATED"), "no ClickHouse details: {message}");
+    assert!(
+        !message.contains("VIOLATED"),
+        "no ClickHouse details: {message}"
+    );
     assert_eq!(
         api.db
-            .count(&format!("SELECT count() FROM logs WHERE created_at < {cut}"))
+            .count(&format!(
+                "SELECT count() FROM logs WHERE created_at < {cut}"
+            ))
             .await,
         0,
         "the raw rows before the cut are gone"
