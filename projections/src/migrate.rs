@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "insert_cost", "0005_insert_cost.sql"),
     migration!(6, "read_blocks", "0006_read_blocks.sql"),
     migration!(7, "column_comments", "0007_column_comments.sql"),
+    migration!(8, "retention_lock", "0008_retention_lock.sql"),
 ];
 
 impl Migration {

@@ -13,6 +13,8 @@ pub mod tables {
     /// Ingest's batch intents (migration 2), one [`crate::rows::Intent`] per row.
     pub const INGEST_BATCHES: &str = "ingest_batches";
     pub const SCHEMA_MIGRATIONS: &str = "schema_migrations";
+    /// The leases of the retention delete (migration 8).
+    pub const RETENTION_LOCK: &str = "retention_lock";
 }
 
 /// The columns of `logs_minute`, in the order [`minute_rollup_select`] produces them.

@@ -20,6 +20,8 @@ pub const DEFAULT_IDENTITY_CACHE_TTL_MS: u64 = 2000;
 pub const MAX_IDENTITY_CACHE_TTL_MS: u64 = 60_000;
 /// Default of `--newapi-timeout-ms`.
 pub const DEFAULT_NEWAPI_TIMEOUT_MS: u64 = 3000;
+/// Default of `--retention-min-age-secs`: one day.
+pub const DEFAULT_RETENTION_MIN_AGE_SECS: u64 = 86_400;
 /// Default of `--query-timeout-secs`.
 pub const DEFAULT_QUERY_TIMEOUT_SECS: u64 = 30;
 /// Default of `--export-timeout-secs`: an hour, far beyond what a 10M-row export takes.
@@ -69,6 +71,12 @@ pub struct Config {
     /// its first row must still arrive within the query timeout.
     #[arg(long, env = "LOGBUS_EXPORT_TIMEOUT_SECS", default_value_t = DEFAULT_EXPORT_TIMEOUT_SECS)]
     pub export_timeout_secs: u64,
+
+    /// The retention delete (`DELETE /api/log/`) refuses a `target_timestamp` newer than now
+    /// minus this many seconds unless the request adds `confirm=true`: a typo must not delete
+    /// today's logs. 0 refuses only targets in the future (which are always refused).
+    #[arg(long, env = "LOGBUS_RETENTION_MIN_AGE_SECS", default_value_t = DEFAULT_RETENTION_MIN_AGE_SECS)]
+    pub retention_min_age_secs: u64,
 }
 
 impl Config {
@@ -83,6 +91,7 @@ impl Config {
             newapi_url: None,
             newapi_timeout_ms: DEFAULT_NEWAPI_TIMEOUT_MS,
             export_timeout_secs: DEFAULT_EXPORT_TIMEOUT_SECS,
+            retention_min_age_secs: DEFAULT_RETENTION_MIN_AGE_SECS,
         }
     }
 

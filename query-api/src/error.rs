@@ -14,7 +14,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::session::SessionError;
+
+mod delete;
+
 use crate::views::ErrorResponse;
+pub use delete::{DeleteBusy, DeleteIncomplete};
 
 /// The language of error messages for the current request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +173,12 @@ pub enum BadInput {
     BeyondWindow { max: u64 },
     #[error("parameter cursor is not a cursor this API issued")]
     InvalidCursor,
+    #[error("parameter {name} must be true or false, got {value:?}")]
+    NotABoolean { name: &'static str, value: String },
+    #[error("target_timestamp {target} is in the future")]
+    TargetInTheFuture { target: i64 },
+    #[error("target_timestamp {target} is newer than {newest_allowed} and confirm is not set")]
+    TargetTooRecent { target: i64, newest_allowed: i64 },
 }
 
 fn shorten(value: &str) -> String {
@@ -185,6 +195,13 @@ fn shorten(value: &str) -> String {
 impl BadInput {
     pub fn not_an_integer(name: &'static str, value: &str) -> Self {
         BadInput::NotAnInteger {
+            name,
+            value: shorten(value),
+        }
+    }
+
+    pub fn not_a_boolean(name: &'static str, value: &str) -> Self {
+        BadInput::NotABoolean {
             name,
             value: shorten(value),
         }
@@ -299,6 +316,18 @@ impl BadInput {
                 format!("时间序列超过 {max} 个数据点：请缩短时间范围、使用更大的 interval 或 top"),
                 format!("the series would have more than {max} points: shorten the range, use a coarser interval or top"),
             ),
+            BadInput::NotABoolean { name, value } => lang.pick(
+                format!("参数 {name} 必须是 true 或 false，收到 {value:?}"),
+                format!("parameter {name} must be true or false, got {value:?}"),
+            ),
+            BadInput::TargetInTheFuture { target } => lang.pick(
+                format!("target_timestamp {target} 晚于当前时间，拒绝删除；要删除全部日志，请使用当前时间并加上 confirm=true"),
+                format!("target_timestamp {target} is in the future and is refused; to delete every log, cut at the current time with confirm=true"),
+            ),
+            BadInput::TargetTooRecent { target, newest_allowed } => lang.pick(
+                format!("target_timestamp {target} 晚于 {newest_allowed}（当前时间减去保留下限），会删除近期日志；确认请加上 confirm=true，或用 dry_run=true 查看将删除的条数"),
+                format!("target_timestamp {target} is newer than {newest_allowed} (now minus the minimum retention age) and would delete recent logs; add confirm=true to go ahead, or dry_run=true to count them"),
+            ),
         }
     }
 }
@@ -340,6 +369,10 @@ pub enum ApiError {
     Overloaded,
     #[error("request took too long")]
     RequestTimeout,
+    #[error("another retention delete holds the lock")]
+    DeleteBusy(#[from] DeleteBusy),
+    #[error("retention delete incomplete: {0}")]
+    DeleteIncomplete(#[from] DeleteIncomplete),
     #[error("no such route")]
     NotFound,
     #[error("method not allowed")]
@@ -368,6 +401,12 @@ impl ApiError {
                 ..
             } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Database { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::DeleteBusy(_) => StatusCode::CONFLICT,
+            ApiError::DeleteIncomplete(DeleteIncomplete {
+                source: Some(DbError::Timeout(_)),
+                ..
+            }) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::DeleteIncomplete(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
@@ -420,6 +459,8 @@ impl ApiError {
             ),
             ApiError::BadRequest(bad) => bad.message(lang),
             ApiError::Database { what, .. } => what.message(lang),
+            ApiError::DeleteBusy(busy) => busy.message(lang),
+            ApiError::DeleteIncomplete(incomplete) => incomplete.message(lang),
             ApiError::NotFound => lang.pick("接口不存在", "No such endpoint"),
             ApiError::UriTooLong => lang.pick("请求地址过长", "The request target is too long"),
             ApiError::HeadersTooLarge => {
@@ -442,6 +483,9 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Database { what, source } => {
                 tracing::error!(operation = ?what, error = %source, "request failed in ClickHouse");
+            }
+            ApiError::DeleteIncomplete(incomplete) => {
+                tracing::error!(error = ?incomplete.source, %incomplete, "retention delete incomplete");
             }
             ApiError::Session(SessionError::Unavailable(why)) => {
                 tracing::warn!(error = %why, "new-api could not verify a session cookie");

@@ -1,9 +1,11 @@
-//! The state the handlers share: the store, the identity cache and the delete lock.
+//! The state the handlers share: the store, the identity cache and the slot of the running
+//! delete.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, DEFAULT_RETENTION_MIN_AGE_SECS};
+use crate::error::DeleteBusy;
 use crate::identity::IdentityCache;
 use crate::session::{NewApiSessions, SetupError};
 use crate::store::Store;
@@ -16,8 +18,24 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     store: Store,
     identity: IdentityCache,
-    delete_lock: tokio::sync::Mutex<()>,
+    /// The delete this process runs, if any (across replicas, the store's lock decides).
+    running_delete: Arc<Mutex<Option<DeleteBusy>>>,
+    retention_min_age_secs: u64,
     sessions: Option<NewApiSessions>,
+}
+
+/// This process's delete slot, taken until dropped.
+#[derive(Debug)]
+pub struct DeleteSlot(Arc<Mutex<Option<DeleteBusy>>>);
+
+fn slot(slot: &Mutex<Option<DeleteBusy>>) -> MutexGuard<'_, Option<DeleteBusy>> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Drop for DeleteSlot {
+    fn drop(&mut self) {
+        slot(&self.0).take();
+    }
 }
 
 impl AppState {
@@ -29,7 +47,10 @@ impl AppState {
         );
         let store =
             Store::new(client, config.query_timeout()).with_export_timeout(config.export_timeout());
-        let state = Self::over(store, config.identity_cache_ttl());
+        let mut state = Self::over(store, config.identity_cache_ttl());
+        Arc::get_mut(&mut state.0)
+            .expect("not shared yet")
+            .retention_min_age_secs = config.retention_min_age_secs;
         Ok(match &config.newapi_url {
             Some(url) if !url.trim().is_empty() => state.with_sessions(NewApiSessions::new(
                 url.trim(),
@@ -45,7 +66,8 @@ impl AppState {
         Self(Arc::new(Inner {
             store: self.0.store.clone(),
             identity: self.0.identity.clone(),
-            delete_lock: tokio::sync::Mutex::new(()),
+            running_delete: Default::default(),
+            retention_min_age_secs: self.0.retention_min_age_secs,
             sessions: Some(sessions),
         }))
     }
@@ -63,7 +85,8 @@ impl AppState {
         Self(Arc::new(Inner {
             identity: IdentityCache::new(store.clone(), identity_cache_ttl),
             store,
-            delete_lock: tokio::sync::Mutex::new(()),
+            running_delete: Default::default(),
+            retention_min_age_secs: DEFAULT_RETENTION_MIN_AGE_SECS,
             sessions: None,
         }))
     }
@@ -81,8 +104,19 @@ impl AppState {
         &self.0.identity
     }
 
-    /// Deletions run one at a time.
-    pub fn delete_lock(&self) -> &tokio::sync::Mutex<()> {
-        &self.0.delete_lock
+    /// `--retention-min-age-secs`.
+    pub fn retention_min_age_secs(&self) -> u64 {
+        self.0.retention_min_age_secs
+    }
+
+    /// Takes this process's delete slot for `delete`, or says which delete holds it: a second
+    /// delete is refused at once rather than queued, as one from another replica is.
+    pub fn begin_delete(&self, delete: DeleteBusy) -> Result<DeleteSlot, DeleteBusy> {
+        let mut running = slot(&self.0.running_delete);
+        if let Some(other) = running.as_ref() {
+            return Err(other.clone());
+        }
+        *running = Some(delete);
+        Ok(DeleteSlot(self.0.running_delete.clone()))
     }
 }

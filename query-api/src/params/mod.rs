@@ -18,12 +18,14 @@ use crate::error::{ApiError, BadInput};
 
 mod cursor;
 mod dashboard;
+mod delete;
 mod export;
 mod pattern;
 mod series;
 
 pub use cursor::{Cursor, CursorParam, MAX_WINDOW, Pagination};
 pub use dashboard::{DataRange, DataUser, SELF_MAX_SPAN_SECS};
+pub use delete::{DeleteBefore, DeleteCheck};
 pub use export::ExportOptions;
 pub use pattern::Match;
 pub use series::{
@@ -285,28 +287,6 @@ impl TokenKey {
     }
 }
 
-/// The cut of the retention delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct DeleteBefore {
-    /// Unix seconds: logs with `created_at` before it are deleted. Required, 1..=4294967295.
-    #[param(value_type = Option<i64>)]
-    pub target_timestamp: u32,
-}
-
-impl DeleteBefore {
-    /// Absent or 0 is new-api's "target timestamp is required"; beyond `u32` is out of range.
-    pub fn from_params(params: &Params) -> Result<Self, BadInput> {
-        let target_timestamp = match params.int("target_timestamp")? {
-            None | Some(0) => return Err(BadInput::TargetTimestampRequired),
-            Some(t) => u32::try_from(t).map_err(|_| {
-                BadInput::out_of_range("target_timestamp", &t.to_string(), 1, u32::MAX.into())
-            })?,
-        };
-        Ok(DeleteBefore { target_timestamp })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,22 +345,8 @@ mod tests {
     }
 
     #[test]
-    fn stat_and_delete_parameters() {
+    fn stat_parameters() {
         let stat = StatFilter::from_params(&params(""), false).expect("parses");
         assert_eq!(stat.0.log_type, Some(2));
-        assert_eq!(
-            DeleteBefore::from_params(&params("target_timestamp=0")),
-            Err(BadInput::TargetTimestampRequired)
-        );
-        assert!(matches!(
-            DeleteBefore::from_params(&params("target_timestamp=-1")),
-            Err(BadInput::OutOfRange { .. })
-        ));
-        assert_eq!(
-            DeleteBefore::from_params(&params("target_timestamp=4294967295")),
-            Ok(DeleteBefore {
-                target_timestamp: u32::MAX
-            })
-        );
     }
 }

@@ -1,7 +1,7 @@
 //! Every ClickHouse query of the API, one file per concern: [`logs`] (list, search, a token's
 //! logs, stat), [`export`] (the cursor of an export), [`stat_plan`] (the pure planner of the stat's quota tiers), [`dashboard`]
 //! (new-api's hourly `/api/data` rows), [`series_plan`] and [`series`] (the time series: pure
-//! planner, then the run and fold), [`retention`] (the delete) and [`identities`] (the users
+//! planner, then the run and fold), [`retention`] (the delete, with [`retention_plan`], its pure plan, and [`retention_lock`], the lock across replicas) and [`identities`] (the users
 //! and tokens authentication looks up). Values always
 //! travel as server-side query parameters (see [`crate::sql`]), never inside the SQL text.
 
@@ -18,6 +18,8 @@ pub mod export;
 pub mod identities;
 pub mod logs;
 pub mod retention;
+pub mod retention_lock;
+pub mod retention_plan;
 pub mod series;
 pub mod series_plan;
 pub mod stat_plan;

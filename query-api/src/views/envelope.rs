@@ -107,7 +107,9 @@ impl EnvelopeData for u64 {
         ObjectBuilder::new()
             .schema_type(Type::Integer)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-            .description(Some("Number of log rows deleted."))
+            .description(Some(
+                "Number of log rows deleted (with dry_run=true: that would be deleted).",
+            ))
             .minimum(Some(0))
             .into()
     }
@@ -169,13 +171,25 @@ impl Gate for SignedIn {
     const REFUSALS: &'static [(u16, &'static str)] = &[(400, ""), (401, ""), (403, "")];
 }
 
-/// [`SignedIn`] for the retention delete, whose `target_timestamp` is required.
+/// [`SignedIn`] for the retention delete, whose `target_timestamp` is required and checked
+/// against the clock, and which runs one at a time.
 #[derive(Debug)]
 pub struct SignedInDelete;
 
 impl Gate for SignedInDelete {
-    const REFUSALS: &'static [(u16, &'static str)] =
-        &[(400, "target timestamp is required"), (401, ""), (403, "")];
+    const REFUSALS: &'static [(u16, &'static str)] = &[
+        (
+            400,
+            "target timestamp is required; or a target in the future, or within the \
+                 minimum retention age of now without confirm=true",
+        ),
+        (401, ""),
+        (403, ""),
+        (
+            409,
+            "Another delete is running (in this or another API replica)",
+        ),
+    ];
 }
 
 /// A token key (the public token endpoint): bad input, unknown or disabled key.

@@ -1,5 +1,6 @@
 //! The query API over a store filled through the real ingest path: lists, search, stats,
-//! token lookup, the retention delete, new-api's dashboard data and the time series.
+//! token lookup, the retention delete (its guards, lock and partial failure in `retention`),
+//! new-api's dashboard data and the time series.
 
 mod cursor;
 mod data;
@@ -7,6 +8,7 @@ mod export;
 mod export_scale;
 mod limits;
 mod logs;
+mod retention;
 mod search;
 mod series;
 mod session;

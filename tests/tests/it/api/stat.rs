@@ -331,7 +331,7 @@ struct MinuteTotals {
     quota: i64,
 }
 
-async fn assert_rollup_matches_raw(api: &Api) {
+pub(super) async fn assert_rollup_matches_raw(api: &Api) {
     let rollup = api
         .db
         .client
