@@ -136,6 +136,26 @@ mod tests {
     use crate::openapi::ApiDoc;
 
     #[test]
+    fn the_document_gives_the_ranges_the_parser_enforces() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serializes");
+        let parameters = doc["paths"]["/api/log/"]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .clone();
+        let schema = |name: &str| {
+            parameters
+                .iter()
+                .find(|p| p["name"] == name)
+                .map(|p| p["schema"].clone())
+                .unwrap_or_else(|| panic!("{name} documented"))
+        };
+        assert_eq!(schema("type")["minimum"], 0);
+        assert_eq!(schema("type")["maximum"], 255);
+        assert_eq!(schema("start_timestamp")["minimum"], 0);
+        assert_eq!(schema("end_timestamp")["minimum"], 0);
+    }
+
+    #[test]
     fn every_route_has_a_handler_and_is_documented() {
         let doc = serde_json::to_value(ApiDoc::openapi()).expect("serializes");
         for (method, path) in ROUTES {

@@ -165,13 +165,13 @@ impl Page {
 #[into_params(parameter_in = Query)]
 pub struct LogFilter {
     /// Log type (1 top-up, 2 consume, 3 manage, 4 system, 5 error, 6 refund, 7 login); 0 or absent: all.
-    #[param(rename = "type")]
+    #[param(rename = "type", minimum = 0, maximum = 255)]
     pub log_type: Option<i64>,
     /// Unix seconds, inclusive; 0 or absent: unbounded.
-    #[param(rename = "start_timestamp")]
+    #[param(rename = "start_timestamp", minimum = 0)]
     pub start: Option<i64>,
     /// Unix seconds, inclusive; 0 or absent: unbounded.
-    #[param(rename = "end_timestamp")]
+    #[param(rename = "end_timestamp", minimum = 0)]
     pub end: Option<i64>,
     /// Never read from the query string: the user endpoints set it to the caller.
     #[param(ignore)]
