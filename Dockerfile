@@ -10,7 +10,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p logbus-ingest -p logbus-query-api -p logbus-gen \
-        -p logbus-bridge --bin logbus-bridge \
+        -p logbus-bridge \
     && mkdir -p /out \
     && cp target/release/logbus-ingest target/release/logbus-gen target/release/logbus-query-api \
         target/release/logbus-bridge /out/

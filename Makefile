@@ -47,6 +47,6 @@ test: up stack-test lint
 BENCH_STARTED := $(shell date +%s)
 .PHONY: bench
 bench: up
-	cargo build --release -p logbus-bench -p logbus-ingest -p logbus-query-api -p logbus-bridge --bin logbus-bridge
+	cargo build --release -p logbus-bench -p logbus-ingest -p logbus-query-api -p logbus-bridge
 	LOGBUS_BENCH_COMMAND_STARTED=$(BENCH_STARTED) \
 	target/release/logbus-bench --brokers 127.0.0.1:$(LOGBUS_KAFKA_PORT) $(BENCH_ARGS)
