@@ -6,9 +6,9 @@ use logbus_projections::rows::LogRow;
 use logbus_projections::tables;
 
 use super::Store;
+use super::logs::list_conditions;
 use crate::error::DbError;
 use crate::params::LogFilter;
-use crate::sql::Conditions;
 
 /// The rows of one export, in list order. Dropping it closes its HTTP connection to
 /// ClickHouse, which cancels the query there.
@@ -41,9 +41,8 @@ impl Store {
         &self,
         filter: &LogFilter,
     ) -> Result<(ExportRows, Option<LogRow>), DbError> {
-        let mut conditions = Conditions::default();
-        conditions.dimensions(filter);
-        conditions.time_range("created_at", filter.start, filter.end);
+        // The list's own conditions: an export is exactly the list's rows.
+        let conditions = list_conditions(filter);
         let sql = format!(
             "SELECT ?fields FROM {} {} ORDER BY created_at DESC, event_id DESC",
             tables::LOGS,

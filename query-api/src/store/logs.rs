@@ -42,6 +42,15 @@ struct StatRow {
     tokens: i64,
 }
 
+/// The conditions of a list of logs (the list, its count and the export alike): the filter's
+/// dimensions and its `created_at` range.
+pub(super) fn list_conditions(filter: &LogFilter) -> Conditions {
+    let mut conditions = Conditions::default();
+    conditions.dimensions(filter);
+    conditions.time_range("created_at", filter.start, filter.end);
+    conditions
+}
+
 impl Store {
     /// One page of logs, newest first, the exact number of matching logs and, when more
     /// rows follow, the cursor of the next page.
@@ -55,9 +64,7 @@ impl Store {
         filter: &LogFilter,
         pagination: &Pagination,
     ) -> Result<ListPage, DbError> {
-        let mut conditions = Conditions::default();
-        conditions.dimensions(filter);
-        conditions.time_range("created_at", filter.start, filter.end);
+        let conditions = list_conditions(filter);
         let count_sql = format!(
             "SELECT count() FROM {} {}",
             tables::LOGS,
