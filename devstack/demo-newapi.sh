@@ -39,7 +39,16 @@ launch logbus-bridge env LOGBUS_BRIDGE_SQL_DSN="$DB" LOGBUS_BRIDGE_CHECKPOINT="$
     LOGBUS_BRIDGE_NAMESPACE="$(cat "$DEMO/namespace")" "$TARGET/logbus-bridge" run
 
 API="http://${LOGBUS_API_LISTEN:-127.0.0.1:3000}"
-# Ready when the bridged root's token works and the backfill is visible.
+# Ready when the bridged root's token works. Its identity is awaited in ClickHouse, not by
+# calling the API with a token it does not know yet (failed authentications are rate-limited
+# per client address), then the API is asked once it should accept it.
+HASH="$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)"
+CH_DB="${LOGBUS_CLICKHOUSE_DATABASE:-logbus}"
+stored() {
+    curl -fsS --max-time 2 "$LOGBUS_CLICKHOUSE_URL/" --data-binary \
+        "SELECT count() FROM \`$CH_DB\`.users FINAL WHERE id = $ROOT_ID AND access_token_sha256 = '$HASH'" \
+        2>/dev/null | grep -qx '[1-9][0-9]*'
+}
 accepted() {
     curl -fsS --max-time 2 -H "Authorization: Bearer $TOKEN" -H "New-Api-User: $ROOT_ID" \
         "$API/api/log/?p=1&page_size=1&start_timestamp=0" 2>/dev/null | grep -q '"success":true'
@@ -48,10 +57,15 @@ for ((i = 0; i < 1200; i++)); do
     for name in logbus-ingest logbus-query-api logbus-bridge; do
         pid_alive "$name" || die "$name exited: see $LOGS/$name.log"
     done
-    accepted && break
+    stored && break
     sleep 0.1
 done
-accepted || die "the demo token is not accepted after 120 s: see $LOGS/logbus-bridge.log and $LOGS/logbus-ingest.log"
+stored || die "the demo root was not ingested after 120 s: see $LOGS/logbus-bridge.log and $LOGS/logbus-ingest.log"
+for ((i = 0; i < 10; i++)); do
+    accepted && break
+    sleep 1
+done
+accepted || die "the query API does not accept the demo token: see $LOGS/logbus-query-api.log"
 log "running: logbus-ingest, logbus-query-api, logbus-bridge over $DB (stop with make down)"
 cat <<INFO
   new-api database  $DB ($LOG_ROWS log rows, users 100001.., bridged by logbus-bridge run)

@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "read_blocks", "0006_read_blocks.sql"),
     migration!(7, "column_comments", "0007_column_comments.sql"),
     migration!(8, "retention_lock", "0008_retention_lock.sql"),
+    migration!(9, "identity_by_hash", "0009_identity_by_hash.sql"),
 ];
 
 impl Migration {

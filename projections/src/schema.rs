@@ -15,6 +15,10 @@ pub mod tables {
     pub const SCHEMA_MIGRATIONS: &str = "schema_migrations";
     /// The leases of the retention delete (migration 8).
     pub const RETENTION_LOCK: &str = "retention_lock";
+    /// Users by access-token hash, ordered by hash (migration 9).
+    pub const USERS_BY_ACCESS_TOKEN: &str = "users_by_access_token";
+    /// Tokens by key hash, ordered by hash (migration 9).
+    pub const TOKENS_BY_KEY: &str = "tokens_by_key";
 }
 
 /// The columns of `logs_minute`, in the order [`minute_rollup_select`] produces them.

@@ -2,9 +2,10 @@
 //! `Authorization` (optionally `Bearer `) plus the user id in `New-Api-User`; or, with
 //! `--newapi-url`, new-api's own session cookie, vouched for by new-api ([`crate::session`]).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -12,6 +13,7 @@ use logbus_projections::identity::hash_access_token;
 use logbus_projections::rows::UserRow;
 use logbus_projections::rows::identity_codes::{ROLE_ADMIN, ROLE_USER, STATUS_ENABLED};
 
+use crate::auth_throttle::ClientKey;
 use crate::error::{ApiError, Failure};
 use crate::session::session_cookie;
 use crate::state::AppState;
@@ -36,8 +38,52 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok((!token.is_empty()).then(|| token.to_owned()))
 }
 
+/// Whether `error` is a credential that failed (and so counts against the client's budget of
+/// failures): not a missing header, nor a valid credential whose role or status is too low.
+fn is_failed_credential(error: &ApiError) -> bool {
+    matches!(
+        error,
+        ApiError::InvalidAccessToken
+            | ApiError::UserMismatch
+            | ApiError::TokenNotFound
+            | ApiError::Session(crate::session::SessionError::Refused(_))
+    )
+}
+
+/// The throttled client of a request (by `--client-address-header` or its peer).
+#[derive(Debug, Clone, Copy)]
+pub struct Client(pub ClientKey);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        Ok(Client(state.throttle().client(&parts.headers, peer)))
+    }
+}
+
+/// Runs `check` of a credential presented by `client`: refused at once while the client is
+/// over its budget of failures, and a failure counted against it.
+pub async fn throttled<T>(
+    state: &AppState,
+    client: ClientKey,
+    check: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    state.throttle().check(client).await?;
+    match check.await {
+        Err(error) if is_failed_credential(&error) => {
+            Err(state.throttle().failed(client, error).await)
+        }
+        other => other,
+    }
+}
+
 async fn authenticate(
-    parts: &Parts,
+    parts: &mut Parts,
     state: &AppState,
     min_role: i32,
 ) -> Result<Arc<UserRow>, ApiError> {
@@ -57,19 +103,24 @@ async fn authenticate(
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .ok_or(ApiError::MalformedUserHeader)?;
-    let user = match (token, cookie, state.sessions()) {
-        (Some(token), _, _) => state
-            .identity()
-            .user(&hash_access_token(&token))
-            .await
-            .map_err(ApiError::db(Failure::Identity))?
-            .ok_or(ApiError::InvalidAccessToken)?,
-        (None, Some(cookie), Some(sessions)) => sessions.user(&cookie, claimed).await?,
-        _ => return Err(ApiError::NoAccessToken),
-    };
-    if user.id != claimed {
-        return Err(ApiError::UserMismatch);
-    }
+    let Client(client) = Client::from_request_parts(parts, state).await?;
+    let user = throttled(state, client, async {
+        let user = match (token, cookie, state.sessions()) {
+            (Some(token), _, _) => state
+                .identity()
+                .user(&hash_access_token(&token))
+                .await
+                .map_err(ApiError::db(Failure::Identity))?
+                .ok_or(ApiError::InvalidAccessToken)?,
+            (None, Some(cookie), Some(sessions)) => sessions.user(&cookie, claimed).await?,
+            _ => return Err(ApiError::NoAccessToken),
+        };
+        if user.id != claimed {
+            return Err(ApiError::UserMismatch);
+        }
+        Ok(user)
+    })
+    .await?;
     if user.status != STATUS_ENABLED {
         return Err(ApiError::UserDisabled);
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Parser;
 use logbus_runtime::ClickHouseArgs;
 
+use crate::auth_throttle::ThrottleConfig;
 use crate::limits::Limits;
 
 /// Default of `--listen`.
@@ -58,6 +59,9 @@ pub struct Config {
     #[command(flatten)]
     pub limits: Limits,
 
+    #[command(flatten)]
+    pub throttle: ThrottleConfig,
+
     /// new-api's base URL as this process reaches it (`http://new-api:3000`). When set, a
     /// request with new-api's `session` cookie and no `Authorization` is checked with new-api's
     /// `GET /api/user/self` (docs/adopting.md); unset, such a request is refused (401).
@@ -88,6 +92,7 @@ impl Config {
             identity_cache_ttl_ms: DEFAULT_IDENTITY_CACHE_TTL_MS,
             query_timeout_secs: DEFAULT_QUERY_TIMEOUT_SECS,
             limits: Limits::default(),
+            throttle: ThrottleConfig::default(),
             newapi_url: None,
             newapi_timeout_ms: DEFAULT_NEWAPI_TIMEOUT_MS,
             export_timeout_secs: DEFAULT_EXPORT_TIMEOUT_SECS,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::session::SessionError;
@@ -373,6 +373,8 @@ pub enum ApiError {
     DeleteBusy(#[from] DeleteBusy),
     #[error("retention delete incomplete: {0}")]
     DeleteIncomplete(#[from] DeleteIncomplete),
+    #[error("too many failed authentications from this client")]
+    AuthThrottled { retry_after: Duration },
     #[error("no such route")]
     NotFound,
     #[error("method not allowed")]
@@ -412,6 +414,7 @@ impl ApiError {
             ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::AuthThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -471,11 +474,23 @@ impl ApiError {
                 "The server is busy, try again later",
             ),
             ApiError::RequestTimeout => lang.pick("请求处理超时", "The request took too long"),
+            ApiError::AuthThrottled { retry_after } => {
+                let secs = retry_after_secs(*retry_after);
+                lang.pick(
+                    format!("身份验证失败次数过多，请 {secs} 秒后重试"),
+                    format!("Too many failed authentications, try again in {secs} s"),
+                )
+            }
             ApiError::MethodNotAllowed => {
                 lang.pick("不支持的请求方法", "Method not allowed for this endpoint")
             }
         }
     }
+}
+
+/// Whole seconds to wait, rounded up (`Retry-After` takes no fractions, and 0 means now).
+fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl IntoResponse for ApiError {
@@ -499,7 +514,13 @@ impl IntoResponse for ApiError {
             message: self.message(current_lang()),
             success: false,
         };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if let ApiError::AuthThrottled { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_secs(retry_after).into());
+        }
+        response
     }
 }
 

@@ -1,7 +1,13 @@
 //! The auth identity cache: users and tokens looked up for authentication, kept for a short
 //! TTL so that most requests cost no identity round trip while a disabled user or token is
 //! still locked out within seconds (`--identity-cache-ttl-ms`).
+//!
+//! Only identities that exist are cached. An unknown credential is looked up again each time
+//! (a cheap primary-key read, and [`crate::auth_throttle`] limits how often one client may
+//! fail): cached, random credentials would evict real users from a full cache, and a user
+//! published a moment after a failed attempt would stay locked out for the TTL.
 
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,25 +17,67 @@ use moka::future::Cache;
 use crate::error::DbError;
 use crate::store::Store;
 
+/// Most identities of each kind kept.
+const CAPACITY: u64 = 100_000;
+
 /// Users by access-token hash and tokens by key hash, each cached for the TTL (0: not cached).
 #[derive(Debug, Clone)]
 pub struct IdentityCache {
     store: Store,
-    users: Option<Cache<String, Option<Arc<UserRow>>>>,
-    tokens: Option<Cache<String, Option<Arc<TokenRow>>>>,
-    owners: Option<Cache<i64, Option<Arc<UserRow>>>>,
+    users: Option<Cache<String, Arc<UserRow>>>,
+    tokens: Option<Cache<String, Arc<TokenRow>>>,
+    owners: Option<Cache<i64, Arc<UserRow>>>,
+}
+
+/// Why a load put nothing in the cache.
+#[derive(Debug)]
+enum Miss {
+    Absent,
+    Failed(DbError),
+}
+
+/// `key` from `cache`, or loaded by `load` and cached when it exists. Concurrent misses of
+/// one key share one load.
+async fn cached<K, V>(
+    cache: Option<&Cache<K, Arc<V>>>,
+    key: K,
+    load: impl Future<Output = Result<Option<V>, DbError>>,
+) -> Result<Option<Arc<V>>, DbError>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    let Some(cache) = cache else {
+        return Ok(load.await?.map(Arc::new));
+    };
+    let found = cache
+        .try_get_with(key, async {
+            match load.await {
+                Ok(Some(value)) => Ok(Arc::new(value)),
+                Ok(None) => Err(Miss::Absent),
+                Err(error) => Err(Miss::Failed(error)),
+            }
+        })
+        .await;
+    match found {
+        Ok(value) => Ok(Some(value)),
+        Err(miss) => match &*miss {
+            Miss::Absent => Ok(None),
+            Miss::Failed(error) => Err(error.clone()),
+        },
+    }
 }
 
 impl IdentityCache {
     pub fn new(store: Store, ttl: Duration) -> Self {
         fn build<K, V>(ttl: Duration) -> Option<Cache<K, V>>
         where
-            K: std::hash::Hash + Eq + Send + Sync + 'static,
+            K: Hash + Eq + Send + Sync + 'static,
             V: Clone + Send + Sync + 'static,
         {
             (!ttl.is_zero()).then(|| {
                 Cache::builder()
-                    .max_capacity(100_000)
+                    .max_capacity(CAPACITY)
                     .time_to_live(ttl)
                     .build()
             })
@@ -43,41 +91,28 @@ impl IdentityCache {
     }
 
     pub async fn user(&self, access_token_hash: &str) -> Result<Option<Arc<UserRow>>, DbError> {
-        let load = async {
-            Ok::<_, DbError>(
-                self.store
-                    .user_by_access_token(access_token_hash)
-                    .await?
-                    .map(Arc::new),
-            )
-        };
-        match &self.users {
-            None => load.await,
-            Some(cache) => cache
-                .try_get_with(access_token_hash.to_owned(), load)
-                .await
-                .map_err(|e| (*e).clone()),
-        }
+        let load = self.store.user_by_access_token(access_token_hash);
+        cached(self.users.as_ref(), access_token_hash.to_owned(), load).await
     }
 
     /// User `id` (a token's owner), by id.
     pub async fn user_by_id(&self, id: i64) -> Result<Option<Arc<UserRow>>, DbError> {
-        let load = async { Ok::<_, DbError>(self.store.user_by_id(id).await?.map(Arc::new)) };
-        match &self.owners {
-            None => load.await,
-            Some(cache) => cache.try_get_with(id, load).await.map_err(|e| (*e).clone()),
-        }
+        cached(self.owners.as_ref(), id, self.store.user_by_id(id)).await
     }
 
     pub async fn token(&self, key_hash: &str) -> Result<Option<Arc<TokenRow>>, DbError> {
-        let load =
-            async { Ok::<_, DbError>(self.store.token_by_key(key_hash).await?.map(Arc::new)) };
-        match &self.tokens {
-            None => load.await,
-            Some(cache) => cache
-                .try_get_with(key_hash.to_owned(), load)
-                .await
-                .map_err(|e| (*e).clone()),
+        let load = self.store.token_by_key(key_hash);
+        cached(self.tokens.as_ref(), key_hash.to_owned(), load).await
+    }
+
+    /// How many users are cached (run pending maintenance first, as moka counts lazily).
+    pub async fn cached_users(&self) -> u64 {
+        match &self.users {
+            None => 0,
+            Some(cache) => {
+                cache.run_pending_tasks().await;
+                cache.entry_count()
+            }
         }
     }
 }

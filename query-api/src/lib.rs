@@ -5,9 +5,11 @@
 //! The endpoints, their differences from new-api and the code layout (which module holds
 //! which behaviour) are described in docs/api.md. Imports go one way, each module using only
 //! modules to its right: `server`, `routes`, `openapi`, `handlers`, `auth`, `state`,
-//! `identity`, `store`, `sql`, `params`, `error`, `views` (and `config`, which uses none).
+//! `auth_throttle`, `identity`, `store`, `sql`, `params`, `error`, `views` (and `config`,
+//! which uses only `limits` and `auth_throttle`).
 
 pub mod auth;
+pub mod auth_throttle;
 pub mod config;
 pub mod error;
 pub mod handlers;

@@ -1,9 +1,10 @@
-//! The state the handlers share: the store, the identity cache and the slot of the running
-//! delete.
+//! The state the handlers share: the store, the identity cache, the failed-authentication
+//! throttle and the slot of the running delete.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use crate::auth_throttle::{AuthThrottle, ThrottleConfig};
 use crate::config::{Config, DEFAULT_RETENTION_MIN_AGE_SECS};
 use crate::error::DeleteBusy;
 use crate::identity::IdentityCache;
@@ -22,6 +23,7 @@ struct Inner {
     running_delete: Arc<Mutex<Option<DeleteBusy>>>,
     retention_min_age_secs: u64,
     sessions: Option<NewApiSessions>,
+    throttle: Arc<AuthThrottle>,
 }
 
 /// This process's delete slot, taken until dropped.
@@ -48,9 +50,9 @@ impl AppState {
         let store =
             Store::new(client, config.query_timeout()).with_export_timeout(config.export_timeout());
         let mut state = Self::over(store, config.identity_cache_ttl());
-        Arc::get_mut(&mut state.0)
-            .expect("not shared yet")
-            .retention_min_age_secs = config.retention_min_age_secs;
+        let inner = Arc::get_mut(&mut state.0).expect("not shared yet");
+        inner.retention_min_age_secs = config.retention_min_age_secs;
+        inner.throttle = Arc::new(AuthThrottle::new(&config.throttle));
         Ok(match &config.newapi_url {
             Some(url) if !url.trim().is_empty() => state.with_sessions(NewApiSessions::new(
                 url.trim(),
@@ -69,6 +71,7 @@ impl AppState {
             running_delete: Default::default(),
             retention_min_age_secs: self.0.retention_min_age_secs,
             sessions: Some(sessions),
+            throttle: self.0.throttle.clone(),
         }))
     }
 
@@ -88,6 +91,7 @@ impl AppState {
             running_delete: Default::default(),
             retention_min_age_secs: DEFAULT_RETENTION_MIN_AGE_SECS,
             sessions: None,
+            throttle: Arc::new(AuthThrottle::new(&ThrottleConfig::default())),
         }))
     }
 
@@ -102,6 +106,11 @@ impl AppState {
 
     pub fn identity(&self) -> &IdentityCache {
         &self.0.identity
+    }
+
+    /// The budgets of failed authentications per client.
+    pub fn throttle(&self) -> &AuthThrottle {
+        &self.0.throttle
     }
 
     /// `--retention-min-age-secs`.

@@ -23,7 +23,7 @@ use crate::auth::{AdminAuth, UserAuth};
 use crate::error::{ApiError, DbError, Failure};
 use crate::params::{ExportOptions, LogFilter, Params};
 use crate::state::AppState;
-use crate::store::ExportRows;
+use crate::store::LogRows;
 use crate::views::{ErrorResponses, ExportEncoder, SignedIn, View};
 
 /// About how many bytes each chunk of the body holds (a few hundred rows).
@@ -31,7 +31,7 @@ pub const CHUNK_BYTES: usize = 64 * 1024;
 
 /// What the body stream carries from one chunk to the next.
 struct Transfer {
-    rows: ExportRows,
+    rows: LogRows,
     encoder: ExportEncoder,
     /// The row read before the response started, not yet encoded.
     first: Option<LogRow>,

@@ -10,21 +10,34 @@ use super::logs::list_conditions;
 use crate::error::DbError;
 use crate::params::LogFilter;
 
-/// The rows of one export, in list order. Dropping it closes its HTTP connection to
-/// ClickHouse, which cancels the query there.
-pub struct ExportRows {
+/// Rows of `logs` read through a cursor (an export, a token's logs), in the query's order.
+/// Dropping it closes its HTTP connection to ClickHouse, which cancels the query there.
+pub struct LogRows {
     cursor: RowCursor<LogRow>,
 }
 
-impl std::fmt::Debug for ExportRows {
+impl std::fmt::Debug for LogRows {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExportRows")
+        f.debug_struct("LogRows")
             .field("received_bytes", &self.cursor.received_bytes())
             .finish()
     }
 }
 
-impl ExportRows {
+impl LogRows {
+    /// Opens `query`'s cursor and reads its first row within the query deadline, so that a
+    /// failure before any byte is sent is an ordinary error.
+    pub(super) async fn open(
+        store: &Store,
+        query: clickhouse::query::Query,
+    ) -> Result<(LogRows, Option<LogRow>), DbError> {
+        let mut rows = LogRows {
+            cursor: query.fetch::<LogRow>()?,
+        };
+        let first = store.timed(rows.cursor.next()).await?;
+        Ok((rows, first))
+    }
+
     /// The next row; `None` after the last.
     pub async fn next(&mut self) -> Result<Option<LogRow>, DbError> {
         Ok(self.cursor.next().await?)
@@ -37,10 +50,7 @@ impl Store {
     /// streams rows without sorting the set). The first row is read within the query
     /// deadline, so that a failure before any byte is sent is an ordinary error; the whole
     /// transfer may last up to the export deadline.
-    pub async fn export(
-        &self,
-        filter: &LogFilter,
-    ) -> Result<(ExportRows, Option<LogRow>), DbError> {
+    pub async fn export(&self, filter: &LogFilter) -> Result<(LogRows, Option<LogRow>), DbError> {
         // The list's own conditions: an export is exactly the list's rows.
         let conditions = list_conditions(filter);
         let sql = format!(
@@ -48,7 +58,7 @@ impl Store {
             tables::LOGS,
             conditions.where_clause()
         );
-        let cursor = self
+        let query = self
             .query(&sql, &conditions)
             .with_setting(
                 "max_execution_time",
@@ -56,10 +66,7 @@ impl Store {
             )
             // A client that goes away while the server is still reading (before the first
             // row is written) cancels the query too, not only one that goes away mid-transfer.
-            .with_setting("cancel_http_readonly_queries_on_client_close", "1")
-            .fetch::<LogRow>()?;
-        let mut rows = ExportRows { cursor };
-        let first = self.timed(rows.cursor.next()).await?;
-        Ok((rows, first))
+            .with_setting("cancel_http_readonly_queries_on_client_close", "1");
+        LogRows::open(self, query).await
     }
 }

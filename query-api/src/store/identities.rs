@@ -1,5 +1,10 @@
 //! The identity lookups of authentication: the latest version of a user by access-token hash
 //! and of a token by key hash ([`crate::identity`] caches them).
+//!
+//! A hash is found in the companion table ordered by it (migration 9), then the identity by
+//! id: two primary-key reads, whatever the number of identities. The lookups are sent with
+//! `force_primary_key`, so a schema that would make them scan fails loudly instead of making
+//! every unknown credential (anyone can send one) cost a full scan.
 
 use logbus_projections::rows::{TokenRow, UserRow};
 use logbus_projections::tables;
@@ -13,6 +18,7 @@ impl Store {
         self.latest_holding_hash(
             tables::USERS,
             "id, username, role, status, `group`, access_token_sha256, version",
+            tables::USERS_BY_ACCESS_TOKEN,
             "access_token_sha256",
             hash,
             |user: &UserRow| &user.access_token_sha256,
@@ -44,6 +50,7 @@ impl Store {
         self.latest_holding_hash(
             tables::TOKENS,
             "id, user_id, name, key_sha256, status, version",
+            tables::TOKENS_BY_KEY,
             "key_sha256",
             hash,
             |token: &TokenRow| &token.key_sha256,
@@ -56,6 +63,7 @@ impl Store {
         &self,
         table: &str,
         columns: &str,
+        by_hash: &str,
         hash_column: &str,
         hash: &str,
         stored_hash: fn(&T) -> &str,
@@ -65,11 +73,14 @@ impl Store {
     {
         let sql = format!(
             "SELECT {columns} FROM {table} FINAL WHERE id IN \
-             (SELECT id FROM {table} WHERE {hash_column} = {{hash:String}})"
+             (SELECT id FROM {by_hash} WHERE {hash_column} = {{hash:String}})"
         );
-        let rows = self
-            .timed(self.client.query(&sql).param("hash", hash).fetch_all::<T>())
-            .await?;
+        let query = self
+            .client
+            .query(&sql)
+            .param("hash", hash)
+            .with_setting("force_primary_key", "1");
+        let rows = self.timed(query.fetch_all::<T>()).await?;
         // An older version may have held the hash: only the latest version counts.
         Ok(rows.into_iter().find(|row| stored_hash(row) == hash))
     }

@@ -6,8 +6,8 @@ use logbus_projections::rows::{LogRow, TokenRow};
 use logbus_projections::tables;
 use serde::Deserialize;
 
-use super::Store;
 use super::stat_plan::quota_expression;
+use super::{LogRows, Store};
 use crate::error::DbError;
 use crate::params::{Cursor, LogFilter, Pagination};
 use crate::sql::{Conditions, Value};
@@ -122,12 +122,23 @@ impl Store {
         self.newest(conditions, SEARCH_LIMIT, 0).await
     }
 
-    /// The newest logs of one token.
-    pub async fn token_logs(&self, token: &TokenRow) -> Result<Vec<LogRow>, DbError> {
+    /// The newest [`TOKEN_LOGS_LIMIT`] logs of one token, read through a cursor (rows are
+    /// up to 1 MiB each: the handler streams them rather than collect a thousand), with the
+    /// first row.
+    pub async fn token_logs(&self, token: &TokenRow) -> Result<(LogRows, Option<LogRow>), DbError> {
         let mut conditions = Conditions::default();
         conditions.compare("token_id", "=", Value::I64(token.id));
         conditions.compare("user_id", "=", Value::I64(token.user_id));
-        self.newest(conditions, TOKEN_LOGS_LIMIT, 0).await
+        let limit = conditions.bind(Value::U64(TOKEN_LOGS_LIMIT));
+        let sql = format!(
+            "SELECT ?fields FROM {} {} ORDER BY created_at DESC, event_id DESC LIMIT {limit}",
+            tables::LOGS,
+            conditions.where_clause()
+        );
+        let query = self
+            .query(&sql, &conditions)
+            .with_setting("cancel_http_readonly_queries_on_client_close", "1");
+        LogRows::open(self, query).await
     }
 
     /// The newest `limit` logs matching `conditions`, after skipping the `offset` newest.

@@ -24,7 +24,7 @@ pub mod series;
 pub mod series_plan;
 pub mod stat_plan;
 
-pub use export::ExportRows;
+pub use export::LogRows;
 pub use logs::{ListPage, RATE_WINDOW_SECS, SEARCH_LIMIT, Stat, TOKEN_LOGS_LIMIT};
 pub use stat_plan::quota_queries;
 

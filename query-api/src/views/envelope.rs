@@ -162,13 +162,18 @@ pub trait Gate {
     const REFUSALS: &'static [(u16, &'static str)];
 }
 
+/// The 429 of every endpoint that checks a credential.
+const THROTTLED: &str = "Too many failed authentications from this client address \
+    (--auth-failures-per-minute); the Retry-After header says when to try again";
+
 /// An access token and `New-Api-User` (the user and admin endpoints): bad input, not
 /// authenticated, role too low.
 #[derive(Debug)]
 pub struct SignedIn;
 
 impl Gate for SignedIn {
-    const REFUSALS: &'static [(u16, &'static str)] = &[(400, ""), (401, ""), (403, "")];
+    const REFUSALS: &'static [(u16, &'static str)] =
+        &[(400, ""), (401, ""), (403, ""), (429, THROTTLED)];
 }
 
 /// [`SignedIn`] for the retention delete, whose `target_timestamp` is required and checked
@@ -189,6 +194,7 @@ impl Gate for SignedInDelete {
             409,
             "Another delete is running (in this or another API replica)",
         ),
+        (429, THROTTLED),
     ];
 }
 
@@ -200,6 +206,7 @@ impl Gate for PublicToken {
     const REFUSALS: &'static [(u16, &'static str)] = &[
         (400, ""),
         (401, "Unknown or disabled key: Token不存在或无权限"),
+        (429, THROTTLED),
     ];
 }
 

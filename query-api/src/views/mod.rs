@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 mod dashboard;
 mod envelope;
 mod export;
+mod list_stream;
 mod series;
 
 pub use dashboard::{QuotaDataItem, QuotaDataResponse, SignedInMonth};
@@ -19,6 +20,7 @@ pub use envelope::{
     LogListResponse, LogPageResponse, Open, PublicToken, SignedIn, SignedInDelete, StatResponse,
 };
 pub use export::{ADMIN_COLUMNS, ExportEncoder, ExportFormat, ExportTotals, columns};
+pub use list_stream::ListEncoder;
 
 /// One log as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]

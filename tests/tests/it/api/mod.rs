@@ -2,6 +2,7 @@
 //! token lookup, the retention delete (its guards, lock and partial failure in `retention`),
 //! new-api's dashboard data and the time series.
 
+mod auth;
 mod cursor;
 mod data;
 mod export;

@@ -267,3 +267,46 @@ async fn token_logs_and_cors() {
 
     api.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_logs_are_streamed_in_the_envelope() {
+    let api = Api::start().await;
+    // Large rows: the endpoint answers up to 1000 of them, so it streams the list instead of
+    // collecting it (no Content-Length: the body is sent in chunks as rows arrive).
+    const ROWS: i64 = 15;
+    let events: Vec<_> = (0..ROWS)
+        .map(|i| {
+            let mut event = log(BASE + i, ALICE);
+            event.content = Some(format!("{i:03}-{}", "x".repeat(200 * 1024)));
+            event
+        })
+        .collect();
+    api.seed(&events, &identities()).await;
+    let response = api
+        .http
+        .get(format!("{}/api/log/token?key={ALICE_KEY}", api.base))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers().get("content-length").is_none(),
+        "streamed, not buffered: {:?}",
+        response.headers()
+    );
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.expect("one JSON document");
+    assert_eq!(body["success"], true);
+    assert_eq!(body["message"], "");
+    let items = body["data"].as_array().expect("a plain array");
+    assert_eq!(items.len(), ROWS as usize);
+    for (n, item) in items.iter().enumerate() {
+        let i = ROWS - 1 - n as i64;
+        assert_eq!(item["id"], n as u64 + 1, "ids count the list from 1");
+        assert_eq!(item["created_at"], BASE + i, "newest first");
+        let content = item["content"].as_str().expect("content");
+        assert!(content.starts_with(&format!("{i:03}-")) && content.len() == 4 + 200 * 1024);
+        assert!(item.get("ip").is_none(), "user view");
+    }
+    api.finish().await;
+}
