@@ -104,15 +104,4 @@ impl IdentityCache {
         let load = self.store.token_by_key(key_hash);
         cached(self.tokens.as_ref(), key_hash.to_owned(), load).await
     }
-
-    /// How many users are cached (run pending maintenance first, as moka counts lazily).
-    pub async fn cached_users(&self) -> u64 {
-        match &self.users {
-            None => 0,
-            Some(cache) => {
-                cache.run_pending_tasks().await;
-                cache.entry_count()
-            }
-        }
-    }
 }
