@@ -89,7 +89,7 @@ impl Store {
             Step::DropPartition { table, partition } => {
                 let sql = format!("ALTER TABLE {table} DROP PARTITION ID {{partition:String}}");
                 let query = self
-                    .client
+                    .writer
                     .query(&sql)
                     .param("partition", partition.as_str());
                 self.timed(query.execute()).await?;
@@ -130,7 +130,7 @@ impl Store {
         range.compare(column, ">=", Value::I64(from));
         range.compare(column, "<", Value::I64(to));
         let sql = format!("DELETE FROM {table} {}", range.where_clause());
-        self.timed(self.query(&sql, &range).execute()).await
+        self.timed(self.write(&sql, &range).execute()).await
     }
 
     /// Deletes the rollup rows of `minute` and inserts them again from the logs that remain.
@@ -148,7 +148,7 @@ impl Store {
         // A rebuilt block may equal an earlier one byte for byte: it must not be dropped as a
         // duplicate insert.
         let query = self
-            .query(&sql, &raw)
+            .write(&sql, &raw)
             .with_setting("insert_deduplicate", "0");
         self.timed(query.execute()).await
     }

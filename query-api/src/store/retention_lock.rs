@@ -43,7 +43,7 @@ impl Store {
             tables::RETENTION_LOCK
         );
         self.timed(
-            self.client
+            self.writer
                 .query(&sql)
                 .param("owner", lease.owner.to_string())
                 .param("seq", lease.seq)

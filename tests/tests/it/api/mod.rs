@@ -9,6 +9,7 @@ mod export;
 mod export_scale;
 mod limits;
 mod logs;
+mod readonly;
 mod retention;
 mod search;
 mod series;
