@@ -117,7 +117,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "11. Time to first token per model",
+        "11. Time to first response per model",
         // claude 5300 / 3, gpt-4o 4700 / 6; medians of 1500 1800 2000 and 500 … 1200.
         &["claude-sonnet-4\t3\t1766.7\t1800", "gpt-4o\t6\t783.3\t800"],
     ),
