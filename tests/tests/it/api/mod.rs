@@ -1,6 +1,6 @@
 //! The query API over a store filled through the real ingest path: lists, search, stats,
 //! token lookup, the retention delete (its guards, lock and partial failure in `retention`),
-//! new-api's dashboard data and the time series.
+//! new-api's dashboard data and the time series, and schemathesis over the OpenAPI document.
 
 mod cursor;
 mod data;
@@ -8,6 +8,7 @@ mod export;
 mod export_scale;
 mod limits;
 mod logs;
+mod openapi_fuzz;
 mod retention;
 mod search;
 mod series;
