@@ -83,7 +83,7 @@ async fn fuzz(schemathesis: &Path, api: &Api, scratch: &Path, run: &str, args: &
         .args(args)
         .env(
             "SCHEMATHESIS_HOOKS",
-            paths::repo_root().join("tests/schemathesis/hooks.py"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemathesis/hooks.py"),
         )
         // Its reports and caches stay in the scratch folder, never in the work tree.
         .current_dir(scratch)
@@ -98,7 +98,9 @@ async fn fuzz(schemathesis: &Path, api: &Api, scratch: &Path, run: &str, args: &
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     match status {
         Ok(Ok(status)) if status.success() => {
-            eprintln!("schemathesis {run}: passed in {elapsed:.1?}");
+            let cases = text.lines().find(|line| line.contains(" generated, "));
+            let cases = cases.unwrap_or("(no count printed)").trim();
+            eprintln!("schemathesis {run}: passed in {elapsed:.1?}: {cases}");
         }
         Ok(Ok(status)) => panic!("schemathesis {run} found problems ({status}):\n{text}"),
         Ok(Err(e)) => panic!("schemathesis {run}: {e}"),
