@@ -4,7 +4,8 @@ SHELL := /bin/bash
 
 export LOGBUS_KAFKA_PORT ?= 9092
 export LOGBUS_CH_PORT ?= 8123
-DEVSTACK_VENV := $(or $(LOGBUS_DEVSTACK_DIR),.devstack)/venv
+DEVSTACK_DIR := $(or $(LOGBUS_DEVSTACK_DIR),.devstack)
+DEVSTACK_VENV := $(DEVSTACK_DIR)/venv
 
 .PHONY: install up down run demo-newapi stack-test lint test
 
@@ -36,9 +37,12 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	python3 devstack/lint/module_cycles.py runtime projections ingest query-api gen bridge devstack bench
 
+# LOGBUS_DEVSTACK_DIR: where the tests find the venv `make install` made (schemathesis for
+# the OpenAPI fuzz test, Python for the private ClickHouse fronts) and the Kafka jars.
 test: up stack-test lint
 	LOGBUS_TEST_KAFKA=127.0.0.1:$(LOGBUS_KAFKA_PORT) \
 	LOGBUS_TEST_CLICKHOUSE=http://127.0.0.1:$(LOGBUS_CH_PORT) \
+	LOGBUS_DEVSTACK_DIR=$(abspath $(DEVSTACK_DIR)) \
 	cargo test --workspace
 
 # Benchmark suite (bench/README.md): logbus vs new-api's PostgreSQL logs table on this machine.

@@ -59,7 +59,7 @@ impl Cursor {
 pub struct CursorParam {
     /// Opaque: the `next_cursor` of the previous page. When given, the page starts right
     /// after that page's last row and `p` is ignored; any depth costs the same. Absent: `p`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^[0-9a-fA-F]{56}$")]
     pub cursor: String,
 }
 

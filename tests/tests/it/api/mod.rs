@@ -1,6 +1,6 @@
 //! The query API over a store filled through the real ingest path: lists, search, stats,
 //! token lookup, the retention delete (its guards, lock and partial failure in `retention`),
-//! new-api's dashboard data and the time series.
+//! new-api's dashboard data and the time series, and schemathesis over the OpenAPI document.
 
 mod auth;
 mod cursor;
@@ -9,6 +9,7 @@ mod export;
 mod export_scale;
 mod limits;
 mod logs;
+mod openapi_fuzz;
 mod readonly;
 mod retention;
 mod search;
