@@ -2,9 +2,11 @@
 //! for `--load-secs` over a weighted mix of new-api's log endpoints on the query data set
 //! while a `logbus-ingest` child writes freshly generated events into the same database at
 //! half the ingest rate measured earlier in the run. The request mix and the per-endpoint
-//! summary are in `mix`.
+//! summary are in `mix`, the results' section in `report`.
 
+mod conn;
 mod mix;
+mod report;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use crate::data::{self, Generator, Shape};
 use crate::logbus;
 use crate::queries::Http;
 use mix::{Endpoint, Kind, Schedule, Tally, Vocabulary};
+pub(crate) use report::report_section;
 
 /// Events/s published when this run measured no ingest rate to halve.
 pub(crate) const FALLBACK_RATE: f64 = 10_000.0;
@@ -57,6 +60,8 @@ pub(crate) struct LoadRun {
     /// the samples taken once a second.
     pub open_min: usize,
     pub open_max: usize,
+    /// Connections the clients opened (one each unless a transport error made one reconnect).
+    pub opened: u32,
     pub target_rate: f64,
     /// Where `target_rate` comes from.
     pub rate_source: String,
@@ -172,12 +177,12 @@ async fn with_topics(
         .await
         .with_context(|| format!("the load's ingest worker: see {}", log.display()))?;
 
-    let api_port = http
+    let api: std::net::SocketAddr = http
         .base
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse::<u16>().ok())
-        .context("the API's port")?;
+        .trim_start_matches("http://")
+        .parse()
+        .context("the API's address")?;
+    let api_port = api.port();
     // Connections that were open before the load (the suite's own client) are not the load's.
     let before = mix::client_ports(&proc_net_tcp(), api_port);
     let rows_before = logbus::count(ch, "logs").await?;
@@ -205,16 +210,17 @@ async fn with_topics(
     let deadline = start + Duration::from_secs(cfg.load.load_secs);
     let clients: Vec<_> = (0..cfg.load.load_connections)
         .map(|c| {
-            let http = Http {
-                client: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(120))
-                    .build()
-                    .expect("a reqwest client"),
-                base: http.base.clone(),
-                admin_id: http.admin_id,
-            };
+            let conn = conn::Conn::new(api);
             let seed = cfg.seed + 1_000 + c as u64;
-            tokio::spawn(connection(http, vocabulary.clone(), c, seed, deadline))
+            let vocabulary = vocabulary.clone();
+            tokio::spawn(connection(
+                conn,
+                http.admin_id,
+                vocabulary,
+                c,
+                seed,
+                deadline,
+            ))
         })
         .collect();
     let all = tokio::spawn(futures::future::join_all(clients));
@@ -235,7 +241,9 @@ async fn with_topics(
     }
     let mut tallies: Vec<Tally> = (0..Kind::ALL.len()).map(|_| Tally::default()).collect();
     for per_connection in all.await? {
-        for (total, t) in tallies.iter_mut().zip(per_connection?) {
+        let (per_connection, opened) = per_connection?;
+        r.opened += opened;
+        for (total, t) in tallies.iter_mut().zip(per_connection) {
             total.merge(t);
         }
     }
@@ -284,14 +292,16 @@ async fn with_topics(
     Ok(())
 }
 
-/// One client: requests of the mix one after the other until `deadline`, on one connection.
+/// One client: requests of the mix one after the other until `deadline`, on one connection;
+/// returns the tallies and how many connections it opened.
 async fn connection(
-    http: Http,
+    mut conn: conn::Conn,
+    admin_id: u32,
     vocabulary: Arc<Vocabulary>,
     index: usize,
     seed: u64,
     deadline: Instant,
-) -> Vec<Tally> {
+) -> (Vec<Tally>, u32) {
     let mut tallies: Vec<Tally> = (0..Kind::ALL.len()).map(|_| Tally::default()).collect();
     // Each connection starts at its own place in the mix, so they do not all ask the same
     // endpoint at once.
@@ -301,10 +311,10 @@ async fn connection(
         let kind = schedule.next_kind();
         let (path, auth) = vocabulary.request(kind, &mut rng, crate::now_unix() as i64);
         let t = Instant::now();
-        let result = http.get(&path, auth).await;
+        let result = conn.get(&path, &auth.headers(admin_id)).await;
         tallies[kind as usize].record(t.elapsed().as_secs_f64() * 1000.0, result);
     }
-    tallies
+    (tallies, conn.opened)
 }
 
 /// Publishes events of `shape`'s mix stamped with the current time at `rate` per second until
@@ -340,95 +350,6 @@ fn publish(
 
 fn proc_net_tcp() -> String {
     std::fs::read_to_string("/proc/net/tcp").unwrap_or_default()
-}
-
-/// The results file's section for `r`.
-pub(crate) fn report_section(r: &LoadRun) -> String {
-    let mut out = format!(
-        "\n## Load: {} connections for {} s while ingest runs\n\n",
-        r.connections,
-        r.secs.round()
-    );
-    if let Some(error) = &r.error {
-        out.push_str(&format!(
-            "The measurement failed: {}\n",
-            error.replace('\n', " ")
-        ));
-        if r.endpoints.is_empty() {
-            return out;
-        }
-    }
-    let requests = r.requests();
-    out.push_str(&format!(
-        "{conns} concurrent clients, one keep-alive connection each ({min}–{max} established \
-         connections of theirs to the API, sampled once a second), loop for {secs:.1} s over a \
-         weighted mix of new-api's log endpoints on the query data set, while a `logbus-ingest` \
-         child writes newly generated events into the same database at {rate:.0} events/s \
-         ({source}). Latencies are of the successful requests, measured by the client; an error \
-         is a non-200 answer, a transport error or an envelope whose `success` is not true.\n\n\
-         | endpoint | share of the mix | requests | errors | p50 | p99 |\n|---|---|---|---|---|---|\n",
-        conns = r.connections,
-        min = r.open_min,
-        max = r.open_max,
-        secs = r.secs,
-        rate = r.target_rate,
-        source = r.rate_source,
-    ));
-    let ms = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.1} ms"));
-    for e in &r.endpoints {
-        out.push_str(&format!(
-            "| {} | {}% | {} | {} | {} | {} |\n",
-            e.label,
-            e.weight,
-            e.requests,
-            e.errors,
-            ms(e.p50_ms),
-            ms(e.p99_ms)
-        ));
-    }
-    out.push_str(&format!(
-        "| **all** | 100% | {requests} = **{:.0} requests/s** | **{}** (target 0) | | |\n\n",
-        requests as f64 / r.secs.max(1e-9),
-        r.errors()
-    ));
-    let per_sec = |n: u64| n as f64 / r.secs.max(1e-9);
-    out.push_str(&format!(
-        "| ingest during the load | value |\n|---|---|\n\
-         | target rate | {:.0} events/s ({}) |\n\
-         | published over the window | {} events = {:.0} events/s ({:.2} of the target) |\n\
-         | counted in ClickHouse over the window | {} rows = {:.0} rows/s |\n\
-         | every event published in the window queryable | {} |\n",
-        r.target_rate,
-        r.rate_source,
-        r.published,
-        per_sec(r.published),
-        crate::fraction(per_sec(r.published), r.target_rate),
-        r.ingested,
-        per_sec(r.ingested),
-        r.caught_up_secs.map_or_else(
-            || "not within 60 s of the window's end".to_owned(),
-            |s| format!("{s:.1} s after the window's end")
-        ),
-    ));
-    let errors: Vec<_> = r
-        .endpoints
-        .iter()
-        .filter_map(|e| e.first_error.as_ref().map(|m| (e.label, m)))
-        .collect();
-    if !errors.is_empty() {
-        out.push_str("\nFirst error of each endpoint:\n\n");
-        for (label, m) in errors {
-            out.push_str(&format!("- {label}: `{}`\n", m.replace(['\n', '`'], " ")));
-        }
-    }
-    out.push_str(
-        "\nWhat bounds these figures: the clients, the API, the ingest worker, Kafka and the \
-         ClickHouse front share the machine's 2 cores, and the dev ClickHouse front (chfront \
-         over chDB) runs one query at a time, so the concurrent requests and the worker's \
-         inserts queue in front of one engine: a request's latency is mostly its wait in that \
-         queue, and requests/s is about the inverse of the mix's mean service time.\n",
-    );
-    out
 }
 
 #[cfg(test)]

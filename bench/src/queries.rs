@@ -304,43 +304,44 @@ pub(crate) struct Http {
     pub admin_id: u32,
 }
 
+impl Auth {
+    /// new-api's headers of a request as `self` (`admin_id`: the admin's user id).
+    pub(crate) fn headers(self, admin_id: u32) -> Vec<(&'static str, String)> {
+        let as_user = |token: String, id: u32| {
+            vec![("Authorization", token), ("New-Api-User", id.to_string())]
+        };
+        match self {
+            Auth::Admin => as_user(data::ADMIN_ACCESS_TOKEN.into(), admin_id),
+            Auth::SelfUser => as_user(data::SELF_ACCESS_TOKEN.into(), 1),
+            Auth::User(id) => as_user(data::access_token(id), id),
+            Auth::None => Vec::new(),
+        }
+    }
+}
+
+/// An answer other than a 200 whose envelope says `"success":true` is an error.
+pub(crate) fn check_answer(status: u16, body: &[u8]) -> Result<()> {
+    let text = || String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+    if status != 200 {
+        bail!("HTTP {status}: {}", text());
+    }
+    // Every envelope is serialized with `success` first (views/envelope.rs).
+    if !body.starts_with(b"{\"success\":true") {
+        bail!("{}", text());
+    }
+    Ok(())
+}
+
 impl Http {
-    /// GETs `path` as `auth`; an answer other than a 200 whose envelope says
-    /// `"success":true` is an error.
+    /// GETs `path` as `auth`, checked by [`check_answer`].
     pub(crate) async fn get(&self, path: &str, auth: Auth) -> Result<()> {
         let mut req = self.client.get(format!("{}{}", self.base, path));
-        match auth {
-            Auth::Admin => {
-                req = req
-                    .header("Authorization", data::ADMIN_ACCESS_TOKEN)
-                    .header("New-Api-User", self.admin_id.to_string())
-            }
-            Auth::SelfUser => {
-                req = req
-                    .header("Authorization", data::SELF_ACCESS_TOKEN)
-                    .header("New-Api-User", "1")
-            }
-            Auth::User(id) => {
-                req = req
-                    .header("Authorization", data::access_token(id))
-                    .header("New-Api-User", id.to_string())
-            }
-            Auth::None => {}
+        for (name, value) in auth.headers(self.admin_id) {
+            req = req.header(name, value);
         }
         let resp = req.send().await?;
-        let status = resp.status();
-        let body = resp.bytes().await?;
-        if !status.is_success() {
-            bail!(
-                "HTTP {status}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(300)])
-            );
-        }
-        // Every envelope is serialized with `success` first (views/envelope.rs).
-        if !body.starts_with(b"{\"success\":true") {
-            bail!("{}", String::from_utf8_lossy(&body[..body.len().min(300)]));
-        }
-        Ok(())
+        let status = resp.status().as_u16();
+        check_answer(status, &resp.bytes().await?)
     }
 }
 

@@ -62,16 +62,16 @@ impl Kind {
     /// the admin-only searches rarest.
     pub(crate) fn weight(self) -> u32 {
         match self {
-            Kind::AdminList => 12,
+            Kind::AdminList => 14,
             Kind::AdminListDay => 10,
             Kind::AdminListUser => 10,
-            Kind::SelfListBusiest => 8,
-            Kind::SelfListUser => 14,
-            Kind::AdminStat => 10,
-            Kind::SelfStat => 12,
-            Kind::SearchCommon => 6,
-            Kind::SearchRare => 4,
-            Kind::TokenLookup => 14,
+            Kind::SelfListBusiest => 10,
+            Kind::SelfListUser => 16,
+            Kind::AdminStat => 12,
+            Kind::SelfStat => 16,
+            Kind::SearchCommon => 4,
+            Kind::SearchRare => 3,
+            Kind::TokenLookup => 5,
         }
     }
 }
