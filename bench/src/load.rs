@@ -70,6 +70,8 @@ pub(crate) struct LoadRun {
     pub ingested: u64,
     /// The window's end → every event published by then counted in ClickHouse.
     pub caught_up_secs: Option<f64>,
+    /// How long the catch-up was waited for.
+    pub catch_up_limit_secs: u64,
     pub error: Option<String>,
 }
 
@@ -259,7 +261,10 @@ async fn with_topics(
         .join()
         .map_err(|_| anyhow::anyhow!("the load's producer panicked"))??;
     let window_end = Instant::now();
-    let catch_up = window_end + Duration::from_secs(60);
+    // A minute, plus the backlog at the ingest measurement's rate (the worker catches up much
+    // faster than it writes under load).
+    r.catch_up_limit_secs = 60 + (r.published.saturating_sub(r.ingested)) / 10_000;
+    let catch_up = window_end + Duration::from_secs(r.catch_up_limit_secs);
     while Instant::now() < catch_up {
         if logbus::count(ch, "logs").await? >= rows_before + r.published {
             r.caught_up_secs = Some(window_end.elapsed().as_secs_f64());
