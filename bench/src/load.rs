@@ -190,11 +190,11 @@ async fn with_topics(
     let rows_before = logbus::count(ch, "logs").await?;
 
     let rate = r.target_rate;
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let sent = Arc::new(AtomicU64::new(0));
     let producer = {
         let (brokers, topic) = (cfg.brokers.clone(), logs_topic.clone());
-        let (stop, sent) = (stop.clone(), sent.clone());
+        let (stop, sent) = (stop.0.clone(), sent.clone());
         let shape = Shape {
             seed: cfg.seed + 3,
             ..shape.clone()
@@ -256,7 +256,7 @@ async fn with_topics(
     r.connections = cfg.load.load_connections;
     r.endpoints = mix::summarize(tallies);
 
-    stop.store(true, Ordering::Relaxed);
+    drop(stop);
     let total = producer
         .join()
         .map_err(|_| anyhow::anyhow!("the load's producer panicked"))??;
@@ -295,6 +295,15 @@ async fn with_topics(
     }
     worker.stop(Duration::from_secs(25)).await?;
     Ok(())
+}
+
+/// Stops the producer thread when the measurement ends, by an error too.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// One client: requests of the mix one after the other until `deadline`, on one connection;
