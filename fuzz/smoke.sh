@@ -42,22 +42,27 @@ phase cargo-fuzz
 # is a bug the fuzzer must report.
 fuzz=(cargo "+$toolchain" fuzz)
 flags=(--fuzz-dir fuzz --sanitizer none --debug-assertions --codegen-units 16 --target-dir fuzz/target)
-# shellcheck disable=SC2086 # the target list is split on purpose
-for target in $targets; do
-    env -u CARGO_TARGET_DIR "${cargo_prefix[@]}" "${fuzz[@]}" build "${flags[@]}" "$target"
-done
+# Every target in one build (one wait for the prefix's lock; they share all but the last link).
+env -u CARGO_TARGET_DIR "${cargo_prefix[@]}" "${fuzz[@]}" build "${flags[@]}"
 phase build
 
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 failed=()
-# shellcheck disable=SC2086
+# libFuzzer prints a line per new input (thousands a minute): its output goes to a log, of
+# which a run shows the final stats, or the last lines (the crash and its input) on failure.
+# shellcheck disable=SC2086 # the target list is split on purpose
 for target in $targets; do
     mkdir -p "$scratch/$target"
-    echo "fuzz-smoke: $target for ${seconds}s over fuzz/corpus/$target"
-    if ! env -u CARGO_TARGET_DIR "${fuzz[@]}" run "${flags[@]}" "$target" \
+    log="$scratch/$target.log"
+    echo "fuzz-smoke: $target for ${seconds}s over fuzz/corpus/$target ($(ls "fuzz/corpus/$target" | wc -l) inputs)"
+    if env -u CARGO_TARGET_DIR "${fuzz[@]}" run "${flags[@]}" "$target" \
         "$scratch/$target" "fuzz/corpus/$target" -- \
-        -max_total_time="$seconds" -timeout=10 -print_final_stats=1; then
+        -max_total_time="$seconds" -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+        grep -E '^(Done|stat::(average_exec_per_sec|new_units_added|peak_rss_mb))' "$log" | sed 's/^/    /'
+    else
+        grep -m1 -A2 'panicked at' "$log" || true
+        tail -n 40 "$log"
         failed+=("$target")
     fi
     phase "$target"
