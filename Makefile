@@ -34,6 +34,7 @@ stack-test: install
 
 lint:
 	cargo fmt --all --check
+	cargo fmt --manifest-path fuzz/Cargo.toml --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	python3 devstack/lint/module_cycles.py runtime projections ingest query-api gen bridge devstack bench
 
