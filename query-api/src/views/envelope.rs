@@ -165,11 +165,10 @@ pub trait Gate {
     const QUERIES: bool = true;
 }
 
-<<<<<<< HEAD
 /// The 429 of every endpoint that checks a credential.
 const THROTTLED: &str = "Too many failed authentications from this client address \
     (--auth-failures-per-minute); the Retry-After header says when to try again";
-=======
+
 /// What [`crate::limits::Limits`] answers on any path, before or instead of the handler.
 const LIMITS: &[(u16, &str)] = &[
     (414, "The request target is longer than --max-uri-bytes"),
@@ -187,7 +186,6 @@ const LIMITS: &[(u16, &str)] = &[
         "No answer within --request-timeout-secs, or ClickHouse timed out",
     ),
 ];
->>>>>>> h-schema
 
 /// An access token and `New-Api-User` (the user and admin endpoints): bad input, not
 /// authenticated, role too low.
@@ -229,11 +227,8 @@ impl Gate for PublicToken {
     const REFUSALS: &'static [(u16, &'static str)] = &[
         (400, ""),
         (401, "Unknown or disabled key: Token不存在或无权限"),
-<<<<<<< HEAD
-        (429, THROTTLED),
-=======
         (403, "The token's owner is disabled"),
->>>>>>> h-schema
+        (429, THROTTLED),
     ];
 }
 
