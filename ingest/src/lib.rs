@@ -41,7 +41,7 @@ mod dead_letter;
 mod error;
 mod http;
 mod lag;
-mod metrics;
+pub mod metrics;
 mod monitor;
 mod plan;
 mod retry;

@@ -63,6 +63,7 @@ impl utoipa::Modify for SecuritySchemes {
         export::export_all,
         export::export_self,
         ops::healthz,
+        ops::metrics,
         openapi_json
     ),
     // Named by the error responses, which reference it rather than collect it.

@@ -16,6 +16,7 @@ impl Store {
     /// The latest version of the user holding this access token hash, if any.
     pub async fn user_by_access_token(&self, hash: &str) -> Result<Option<UserRow>, DbError> {
         self.latest_holding_hash(
+            "user_by_access_token",
             tables::USERS,
             "id, username, role, status, `group`, access_token_sha256, version",
             tables::USERS_BY_ACCESS_TOKEN,
@@ -36,6 +37,7 @@ impl Store {
         );
         let rows = self
             .timed(
+                "user_by_id",
                 self.client
                     .query(&sql)
                     .param("id", id)
@@ -48,6 +50,7 @@ impl Store {
     /// The latest version of the token with this key hash, if any.
     pub async fn token_by_key(&self, hash: &str) -> Result<Option<TokenRow>, DbError> {
         self.latest_holding_hash(
+            "token_by_key",
             tables::TOKENS,
             "id, user_id, name, key_sha256, status, version",
             tables::TOKENS_BY_KEY,
@@ -61,6 +64,7 @@ impl Store {
     /// The latest version (FINAL) of the identity whose `hash_column` is `hash`, if any.
     async fn latest_holding_hash<T>(
         &self,
+        kind: &'static str,
         table: &str,
         columns: &str,
         by_hash: &str,
@@ -80,7 +84,7 @@ impl Store {
             .query(&sql)
             .param("hash", hash)
             .with_setting("force_primary_key", "1");
-        let rows = self.timed(query.fetch_all::<T>()).await?;
+        let rows = self.timed(kind, query.fetch_all::<T>()).await?;
         // An older version may have held the hash: only the latest version counts.
         Ok(rows.into_iter().find(|row| stored_hash(row) == hash))
     }
