@@ -168,6 +168,14 @@ mod tests {
     }
 
     #[test]
+    fn the_metrics_are_documented_as_public_prometheus_text() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serializes");
+        let metrics = &doc["paths"]["/metrics"]["get"];
+        assert!(metrics["responses"]["200"]["content"]["text/plain"].is_object());
+        assert!(metrics["security"].is_null(), "{metrics}");
+    }
+
+    #[test]
     fn every_route_has_a_handler_and_is_documented() {
         let doc = serde_json::to_value(ApiDoc::openapi()).expect("serializes");
         for (method, path) in ROUTES {

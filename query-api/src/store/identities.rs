@@ -16,7 +16,6 @@ impl Store {
     /// The latest version of the user holding this access token hash, if any.
     pub async fn user_by_access_token(&self, hash: &str) -> Result<Option<UserRow>, DbError> {
         self.latest_holding_hash(
-            "user_by_access_token",
             tables::USERS,
             "id, username, role, status, `group`, access_token_sha256, version",
             tables::USERS_BY_ACCESS_TOKEN,
@@ -50,7 +49,6 @@ impl Store {
     /// The latest version of the token with this key hash, if any.
     pub async fn token_by_key(&self, hash: &str) -> Result<Option<TokenRow>, DbError> {
         self.latest_holding_hash(
-            "token_by_key",
             tables::TOKENS,
             "id, user_id, name, key_sha256, status, version",
             tables::TOKENS_BY_KEY,
@@ -61,13 +59,13 @@ impl Store {
         .await
     }
 
-    /// The latest version (FINAL) of the identity whose `hash_column` is `hash`, if any.
+    /// The latest version (FINAL) of the identity whose `hash_column` is `hash`, if any (its
+    /// query's kind is the companion table `by_hash`).
     async fn latest_holding_hash<T>(
         &self,
-        kind: &'static str,
         table: &str,
         columns: &str,
-        by_hash: &str,
+        by_hash: &'static str,
         hash_column: &str,
         hash: &str,
         stored_hash: fn(&T) -> &str,
@@ -84,7 +82,7 @@ impl Store {
             .query(&sql)
             .param("hash", hash)
             .with_setting("force_primary_key", "1");
-        let rows = self.timed(kind, query.fetch_all::<T>()).await?;
+        let rows = self.timed(by_hash, query.fetch_all::<T>()).await?;
         // An older version may have held the hash: only the latest version counts.
         Ok(rows.into_iter().find(|row| stored_hash(row) == hash))
     }

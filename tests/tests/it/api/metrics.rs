@@ -96,7 +96,10 @@ async fn a_request_shows_up_in_the_counters_histograms_and_cache_metrics() {
     };
     let self_route = [("route", "/api/log/self"), ("method", "GET")];
     assert!(
-        increase(api::REQUESTS, &[self_route[0], self_route[1], ("status", "200")]) >= 2.0,
+        increase(
+            api::REQUESTS,
+            &[self_route[0], self_route[1], ("status", "200")]
+        ) >= 2.0,
         "{text}"
     );
     let histogram_count = format!("{}_count", api::REQUEST_SECONDS);
@@ -115,14 +118,20 @@ async fn a_request_shows_up_in_the_counters_histograms_and_cache_metrics() {
     assert!(!text.contains("sk-secret-in-query"), "{text}");
 
     let query_count = format!("{}_count", api::QUERY_SECONDS);
-    for kind in ["list_page", "list_count", "user_by_access_token"] {
+    for kind in ["list_page", "list_count", "users_by_access_token"] {
         assert!(
             increase(&query_count, &[("kind", kind)]) >= 1.0,
             "{kind}: {text}"
         );
     }
-    assert!(increase(api::CACHE_MISSES, &[("kind", "user")]) >= 1.0, "{text}");
-    assert!(increase(api::CACHE_HITS, &[("kind", "user")]) >= 1.0, "{text}");
+    assert!(
+        increase(api::CACHE_MISSES, &[("kind", "user")]) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        increase(api::CACHE_HITS, &[("kind", "user")]) >= 1.0,
+        "{text}"
+    );
     assert!(
         after.iter().any(|s| s.name == api::IN_FLIGHT),
         "the in-flight gauge is exported: {text}"
@@ -191,7 +200,10 @@ fn the_dashboard_asks_only_for_exported_metrics() {
         let names = metric_names(expr, &histograms);
         assert!(!names.is_empty(), "{title}: {expr} names no logbus metric");
         for name in names {
-            assert!(known.contains(name.as_str()), "{title}: unknown {name} in {expr}");
+            assert!(
+                known.contains(name.as_str()),
+                "{title}: unknown {name} in {expr}"
+            );
             used.insert(name);
         }
     }
