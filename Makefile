@@ -1,12 +1,14 @@
 # logbus dev tasks. The local stack (Apache Kafka + ClickHouse HTTP)
 # lives in .devstack/ (git-ignored); see devstack/*.sh.
 SHELL := /bin/bash
+FUZZ_SECONDS ?= 60
 
 export LOGBUS_KAFKA_PORT ?= 9092
 export LOGBUS_CH_PORT ?= 8123
-DEVSTACK_VENV := $(or $(LOGBUS_DEVSTACK_DIR),.devstack)/venv
+DEVSTACK_DIR := $(or $(LOGBUS_DEVSTACK_DIR),.devstack)
+DEVSTACK_VENV := $(DEVSTACK_DIR)/venv
 
-.PHONY: install up down run demo-newapi stack-test lint test
+.PHONY: install up down run demo-newapi stack-test lint fuzz-smoke test
 
 # The Debian packages a fresh machine may lack (only those missing; PostgreSQL included, for the
 # benchmark's baseline), then the dev stack: `make bench` needs nothing `make install` did not install.
@@ -33,12 +35,21 @@ stack-test: install
 
 lint:
 	cargo fmt --all --check
+	cargo fmt --manifest-path fuzz/Cargo.toml --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	python3 devstack/lint/module_cycles.py runtime projections ingest query-api gen bridge devstack bench
 
-test: up stack-test lint
+# Each fuzz target for FUZZ_SECONDS (default 60) over its committed corpus (fuzz/README.md);
+# installs a minimal nightly and cargo-fuzz when missing.
+fuzz-smoke:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/smoke.sh
+
+# LOGBUS_DEVSTACK_DIR: where the tests find the venv `make install` made (schemathesis for
+# the OpenAPI fuzz test, Python for the private ClickHouse fronts) and the Kafka jars.
+test: up stack-test lint fuzz-smoke
 	LOGBUS_TEST_KAFKA=127.0.0.1:$(LOGBUS_KAFKA_PORT) \
 	LOGBUS_TEST_CLICKHOUSE=http://127.0.0.1:$(LOGBUS_CH_PORT) \
+	LOGBUS_DEVSTACK_DIR=$(abspath $(DEVSTACK_DIR)) \
 	cargo test --workspace
 
 # Benchmark suite (bench/README.md): logbus vs new-api's PostgreSQL logs table on this machine.

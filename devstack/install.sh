@@ -3,7 +3,8 @@
 #  * Apache Kafka: the jars of devstack/kafka/pom.xml (the broker and its tools, pinned) from
 #    Maven Central into .devstack/kafka/libs, by `mvn dependency:copy-dependencies`. Needs
 #    Java 17+ and Maven; nothing else is downloaded for it.
-#  * a Python venv with the pinned requirements (chDB for chfront, pytest).
+#  * a Python venv with the pinned requirements (chDB for chfront, pytest, schemathesis for the
+#    OpenAPI fuzz test).
 set -euo pipefail
 # shellcheck source=devstack/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -55,7 +56,7 @@ install_python() {
     fi
     log "installing pinned requirements from devstack/requirements.txt"
     "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$DEVSTACK_SRC/requirements.txt"
-    "$VENV/bin/python" -c 'import chdb, lz4, clickhouse_cityhash' || die "python deps did not import"
+    "$VENV/bin/python" -c 'import chdb, lz4, clickhouse_cityhash, schemathesis' || die "python deps did not import"
     echo "$want" >"$stamp"
 }
 

@@ -18,6 +18,15 @@ pub(crate) fn token_key(id: u32) -> String {
     format!("bench{id:043}")
 }
 
+/// Access token of gateway user `id` (user 1's is [`SELF_ACCESS_TOKEN`]).
+pub(crate) fn access_token(id: u32) -> String {
+    if id == 1 {
+        SELF_ACCESS_TOKEN.to_string()
+    } else {
+        format!("bench-user-{id}")
+    }
+}
+
 /// Admin user id: one above the gateway users.
 pub(crate) fn admin_id(shape: &Shape) -> u32 {
     shape.users + 1
@@ -32,11 +41,7 @@ pub(crate) fn identity(shape: &Shape) -> (Vec<UserRow>, Vec<TokenRow>) {
             role: 1,
             status: 1,
             group: user_group(shape, id).to_string(),
-            access_token_sha256: hash_access_token(&if id == 1 {
-                SELF_ACCESS_TOKEN.to_string()
-            } else {
-                format!("bench-user-{id}")
-            }),
+            access_token_sha256: hash_access_token(&access_token(id)),
             version: 1,
         })
         .collect();

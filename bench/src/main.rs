@@ -4,6 +4,7 @@
 mod bridge;
 mod data;
 mod export;
+mod load;
 mod logbus;
 mod pg;
 mod queries;
@@ -121,6 +122,8 @@ struct Config {
     /// empty cargo home and target dir").
     #[arg(long, env = "LOGBUS_BENCH_NOTE")]
     note: Option<String>,
+    #[command(flatten)]
+    load: load::LoadArgs,
 }
 
 impl Config {
@@ -132,6 +135,7 @@ impl Config {
             self.fresh_secs = self.fresh_secs.min(10);
             self.iterations = self.iterations.min(20);
             self.query_secs = self.query_secs.min(5);
+            self.load.apply_quick();
         }
     }
 }
@@ -180,6 +184,7 @@ struct Queries {
     cases: Vec<(String, Lat, Lat)>,
     breakdown: Vec<(String, u64)>,
     export: Option<export::Export>,
+    load: Option<load::LoadRun>,
     error: Option<String>,
 }
 
@@ -295,7 +300,7 @@ async fn suite(mut cfg: Config) -> Result<()> {
         None
     } else {
         let mut q = Queries::default();
-        if let Err(e) = query_suite(&cfg, &work_dir, &pg, &mut q).await {
+        if let Err(e) = query_suite(&cfg, &work_dir, &pg, ingest.as_ref(), &mut q).await {
             eprintln!("bench: query measurement failed: {e:#}");
             q.error = Some(format!("{e:#}"));
         }
@@ -325,6 +330,9 @@ async fn suite(mut cfg: Config) -> Result<()> {
         queries.as_ref(),
         started.elapsed(),
     );
+    if let Some(l) = queries.as_ref().and_then(|q| q.load.as_ref()) {
+        report.push_str(&load::report_section(l));
+    }
     if let Some(b) = &bridge {
         report.push_str(&bridge::report_section(b));
     }
@@ -646,6 +654,7 @@ async fn query_suite(
     cfg: &Config,
     work_dir: &std::path::Path,
     pg: &pg::Postgres,
+    ingest: Option<&Ingest>,
     q: &mut Queries,
 ) -> Result<()> {
     let db = "logbus_bench";
@@ -803,6 +812,20 @@ async fn query_suite(
         exported.error.as_deref().unwrap_or("")
     );
     q.export = Some(exported);
+    // After the export, so that the export reads the query data set alone.
+    if !cfg.load.skip_load {
+        let (target_rate, rate_source) = load::target_rate(ingest);
+        let mut l = load::LoadRun {
+            target_rate,
+            rate_source,
+            ..Default::default()
+        };
+        if let Err(e) = load::measure(cfg, &shape, &http, &ch, work_dir, db, &mut l).await {
+            eprintln!("bench: load measurement failed: {e:#}");
+            l.error = Some(format!("{e:#}"));
+        }
+        q.load = Some(l);
+    }
     running.store(false, Ordering::Relaxed);
     api.stop(Duration::from_secs(25)).await?;
     Ok(())

@@ -9,10 +9,13 @@ use tokio_postgres::types::ToSql;
 
 use crate::data::{self, Shape};
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Auth {
     Admin,
+    /// User 1, the busiest.
     SelfUser,
+    /// Gateway user `id` with its own access token.
+    User(u32),
     None,
 }
 
@@ -250,13 +253,17 @@ pub(crate) struct Lat {
     pub error: Option<String>,
 }
 
+/// The nearest-rank `p` quantile of `sorted` (ascending, not empty).
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
 fn summarize(mut v: Vec<f64>, total: f64) -> Lat {
     v.sort_by(|a, b| a.total_cmp(b));
-    let q = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
     Lat {
         n: v.len(),
-        p50_ms: q(0.5),
-        p99_ms: q(0.99),
+        p50_ms: percentile(&v, 0.5),
+        p99_ms: percentile(&v, 0.99),
         rps: v.len() as f64 / total,
         error: None,
     }
@@ -297,42 +304,49 @@ pub(crate) struct Http {
     pub admin_id: u32,
 }
 
+impl Auth {
+    /// new-api's headers of a request as `self` (`admin_id`: the admin's user id).
+    pub(crate) fn headers(self, admin_id: u32) -> Vec<(&'static str, String)> {
+        let as_user = |token: String, id: u32| {
+            vec![("Authorization", token), ("New-Api-User", id.to_string())]
+        };
+        match self {
+            Auth::Admin => as_user(data::ADMIN_ACCESS_TOKEN.into(), admin_id),
+            Auth::SelfUser => as_user(data::SELF_ACCESS_TOKEN.into(), 1),
+            Auth::User(id) => as_user(data::access_token(id), id),
+            Auth::None => Vec::new(),
+        }
+    }
+}
+
+/// An answer other than a 200 whose envelope says `"success":true` is an error.
+pub(crate) fn check_answer(status: u16, body: &[u8]) -> Result<()> {
+    let text = || String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+    if status != 200 {
+        bail!("HTTP {status}: {}", text());
+    }
+    // Every envelope is serialized with `success` first (views/envelope.rs).
+    if !body.starts_with(b"{\"success\":true") {
+        bail!("{}", text());
+    }
+    Ok(())
+}
+
 impl Http {
-    async fn get(&self, case: &Case) -> Result<()> {
-        let mut req = self.client.get(format!("{}{}", self.base, case.path));
-        match case.auth {
-            Auth::Admin => {
-                req = req
-                    .header("Authorization", data::ADMIN_ACCESS_TOKEN)
-                    .header("New-Api-User", self.admin_id.to_string())
-            }
-            Auth::SelfUser => {
-                req = req
-                    .header("Authorization", data::SELF_ACCESS_TOKEN)
-                    .header("New-Api-User", "1")
-            }
-            Auth::None => {}
+    /// GETs `path` as `auth`, checked by [`check_answer`].
+    pub(crate) async fn get(&self, path: &str, auth: Auth) -> Result<()> {
+        let mut req = self.client.get(format!("{}{}", self.base, path));
+        for (name, value) in auth.headers(self.admin_id) {
+            req = req.header(name, value);
         }
         let resp = req.send().await?;
-        let status = resp.status();
-        let body = resp.bytes().await?;
-        if !status.is_success() {
-            bail!(
-                "HTTP {status}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(300)])
-            );
-        }
-        if body.starts_with(b"{\"success\":false")
-            || body.windows(16).any(|w| w == b"\"success\":false")
-        {
-            bail!("{}", String::from_utf8_lossy(&body[..body.len().min(300)]));
-        }
-        Ok(())
+        let status = resp.status().as_u16();
+        check_answer(status, &resp.bytes().await?)
     }
 }
 
 pub(crate) async fn run_http(http: &Http, case: &Case, iters: usize, budget: Duration) -> Lat {
-    measure(iters, budget, || http.get(case)).await
+    measure(iters, budget, || http.get(&case.path, case.auth)).await
 }
 
 /// The least a request costs on each side, to show what bounds the cheapest queries: the API

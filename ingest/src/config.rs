@@ -6,6 +6,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use clap::Parser;
+use logbus_projections::ttl::{self, Retention};
 use logbus_projections::window::{self, CreatedAtWindow};
 use logbus_runtime::{ClickHouseArgs, KafkaArgs};
 
@@ -102,6 +103,13 @@ pub struct IngestConfig {
     /// of the first copy's ingestion.
     #[arg(long, env = "LOGBUS_DEDUP_WINDOW_SECS", default_value_t = DEFAULT_DEDUP_WINDOW_SECS)]
     pub dedup_window_secs: u64,
+    /// Days `logs` keeps its rows, applied at start as a TTL that drops whole days (0: for
+    /// ever). Backfilling older history needs a longer retention (or 0).
+    #[arg(long, env = "LOGBUS_RETENTION_RAW_DAYS", default_value_t = ttl::DEFAULT_RAW_DAYS)]
+    pub retention_raw_days: u32,
+    /// Days the minute rollup `logs_minute` keeps its rows, applied likewise (0: for ever).
+    #[arg(long, env = "LOGBUS_RETENTION_ROLLUP_DAYS", default_value_t = ttl::DEFAULT_ROLLUP_DAYS)]
+    pub retention_rollup_days: u32,
     /// Address of the /healthz, /readyz and /metrics endpoint (port 0: any free port).
     #[arg(long, env = "LOGBUS_HTTP_ADDR", default_value_t = DEFAULT_HTTP_ADDR)]
     pub http_addr: SocketAddr,
@@ -145,6 +153,14 @@ pub struct IngestConfig {
 impl IngestConfig {
     /// A worker of `kafka` and `clickhouse` with every other setting at its documented
     /// default. Reads no environment variable.
+    /// The retention of `logs` and `logs_minute` ([`ttl`]).
+    pub fn retention(&self) -> Retention {
+        Retention {
+            raw_days: self.retention_raw_days,
+            rollup_days: self.retention_rollup_days,
+        }
+    }
+
     pub fn new(kafka: KafkaArgs, clickhouse: ClickHouseArgs) -> Self {
         Self {
             kafka,
@@ -160,6 +176,8 @@ impl IngestConfig {
             created_at_max_future_secs: DEFAULT_CREATED_AT_MAX_FUTURE_SECS,
             created_at_max_age_days: DEFAULT_CREATED_AT_MAX_AGE_DAYS,
             dedup_window_secs: DEFAULT_DEDUP_WINDOW_SECS,
+            retention_raw_days: ttl::DEFAULT_RAW_DAYS,
+            retention_rollup_days: ttl::DEFAULT_ROLLUP_DAYS,
             http_addr: DEFAULT_HTTP_ADDR,
             session_timeout_ms: DEFAULT_SESSION_TIMEOUT_MS,
             max_poll_interval_ms: DEFAULT_MAX_POLL_INTERVAL_MS,

@@ -25,6 +25,7 @@
 //! - `retry`: backoff, transient-versus-data classification, shutdown give-up;
 //! - `store`: the ClickHouse calls;
 //! - `http` (/healthz, /readyz and the causes it combines, /metrics) and `metrics` (names, descriptions, recorder);
+//! - `grants`: `logbus-ingest grants`, the roles of least privilege printed or applied;
 //! - `config`, `error` and `source` (the named types everything speaks: `TopicPartition`,
 //!   `SourceMessage`, `Kind`).
 //!
@@ -39,6 +40,7 @@ mod consume;
 mod consumer;
 mod dead_letter;
 mod error;
+pub mod grants;
 mod http;
 mod lag;
 pub mod metrics;

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use logbus_projections::ttl::Retention;
 use metrics::{counter, gauge};
 use tokio::sync::watch;
 
@@ -210,26 +211,33 @@ impl Retrier {
         }
     }
 
-    /// Migrates the schema, waiting for ClickHouse if it is not up yet. `Ok(false)`: shutdown
-    /// was requested before ClickHouse became reachable. Errors other than ClickHouse's own
-    /// (a changed migration, a bad database name) are not retried.
+    /// Migrates the schema and applies the retention, waiting for ClickHouse if it is not up
+    /// yet. `Ok(false)`: shutdown was requested before ClickHouse became reachable. Errors
+    /// other than ClickHouse's own (a changed migration, a bad database name) are not retried.
     pub(crate) async fn migrate(
         &self,
         clickhouse: &logbus_runtime::ClickHouseArgs,
+        retention: &Retention,
     ) -> Result<bool, Error> {
         let root = clickhouse.server_client();
+        let database = root.clone().with_database(&clickhouse.database);
         let classify_migration = |error: &logbus_projections::Error| match error {
             logbus_projections::Error::ClickHouse(_) => Failure::Transient,
             _ => Failure::Data,
         };
         let migrated = self
-            .run("migrate", Mode::Starting, classify_migration, || {
-                logbus_projections::migrate(&root, &clickhouse.database, Default::default())
+            .run("migrate", Mode::Starting, classify_migration, || async {
+                let report =
+                    logbus_projections::migrate(&root, &clickhouse.database, Default::default())
+                        .await?;
+                let retention = logbus_projections::ttl::apply(&database, retention).await?;
+                Ok((report, retention))
             })
             .await;
         match migrated {
-            Ok(report) => {
-                tracing::info!(applied = ?report.applied, "schema is up to date");
+            Ok((report, retention_changes)) => {
+                tracing::info!(applied = ?report.applied, ?retention, ?retention_changes,
+                    "schema and retention are up to date");
                 Ok(true)
             }
             Err(RetryError::GaveUp) => {

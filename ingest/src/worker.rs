@@ -95,7 +95,10 @@ async fn run_consuming(
         stop.clone(),
         Duration::from_millis(config.shutdown_timeout_ms),
     );
-    if !retrier.migrate(&config.clickhouse).await? {
+    if !retrier
+        .migrate(&config.clickhouse, &config.retention())
+        .await?
+    {
         return Ok(());
     }
     let store = Store::new(config.clickhouse.client(), config.dedup_window_secs);

@@ -13,6 +13,11 @@ pub enum Error {
     InvalidDatabaseName(String),
 
     #[error(
+        "invalid ClickHouse user name {0:?}: use 1-64 ASCII letters, digits or '_', not starting with a digit"
+    )]
+    InvalidUserName(String),
+
+    #[error(
         "migration {version} ({name}) was started but never finished; its statements are idempotent, \
          so re-run with --resume-half-applied once the cause is fixed"
     )]

@@ -5,19 +5,22 @@
 //!   a dead letter must not carry, and [`window`], the `created_at` values accepted;
 //! - the ClickHouse schema: [`migrate`] (versioned SQL migrations), [`rows`] (the row types,
 //!   whose column lists SQL reads through `?fields`) and [`schema`] (table names, the minute
-//!   rollup's SELECT, partitioning).
+//!   rollup's SELECT, partitioning), [`ttl`], the automatic retention, and [`grants`], the
+//!   roles of least privilege.
 //!
-//! It performs no I/O except [`migrate`], so that a column or a reason can only be renamed in
+//! It performs no I/O except [`migrate`] and [`ttl::apply`], so that a column or a reason can only be renamed in
 //! one place.
 
 mod error;
 pub mod events;
+pub mod grants;
 pub mod identity;
 pub mod migrate;
 pub mod redact;
 pub mod reject;
 pub mod rows;
 pub mod schema;
+pub mod ttl;
 pub mod window;
 
 pub use error::{Error, Result};

@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "column_comments", "0007_column_comments.sql"),
     migration!(8, "retention_lock", "0008_retention_lock.sql"),
     migration!(9, "identity_by_hash", "0009_identity_by_hash.sql"),
+    migration!(
+        10,
+        "retention_drops_parts",
+        "0010_retention_drops_parts.sql"
+    ),
 ];
 
 impl Migration {

@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use super::{ApiResult, ok};
 use crate::error::{ApiError, Failure};
 use crate::state::AppState;
-use crate::views::{ErrorResponses, HealthResponse, Open};
+use crate::views::{ErrorResponses, HealthResponse, Open, Static};
 
 /// Readiness: ClickHouse answers.
 #[utoipa::path(get, path = "/healthz", tag = "ops",
@@ -26,7 +26,7 @@ pub async fn healthz(State(state): State<AppState>) -> ApiResult<&'static str> {
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format (version 0.0.4) of the \
         process's metrics; not in the envelope, no authentication", content_type = "text/plain",
-        body = String)))]
+        body = String), ErrorResponses<Static>))]
 pub async fn metrics() -> impl IntoResponse {
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -59,7 +59,7 @@ impl Cursor {
 pub struct CursorParam {
     /// Opaque: the `next_cursor` of the previous page. When given, the page starts right
     /// after that page's last row and `p` is ignored; any depth costs the same. Absent: `p`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^[0-9a-fA-F]{56}$")]
     pub cursor: String,
 }
 
@@ -105,11 +105,14 @@ impl Pagination {
     }
 
     /// The page number to echo: `p`, or for a cursor the page the first row would be on with
-    /// this page size.
+    /// this page size. A cursor is the client's to forge, its position included: saturating,
+    /// so that the largest one echoes the last page instead of overflowing.
     pub fn page(&self) -> u64 {
         match self {
             Pagination::Offset(page) => page.page,
-            Pagination::After { after, page_size } => after.position / page_size + 1,
+            Pagination::After { after, page_size } => {
+                (after.position / page_size).saturating_add(1)
+            }
         }
     }
 }
@@ -136,6 +139,21 @@ mod tests {
         );
         assert!(pagination("p=501").is_err());
         assert!(pagination("p=9223372036854775807&page_size=100").is_err());
+    }
+
+    /// Found by the `query_string` fuzz target: a forged cursor at the last position with
+    /// pages of one row overflowed the echoed page number.
+    #[test]
+    fn the_largest_position_echoes_the_last_page() {
+        let cursor = Cursor {
+            created_at: 1_700_000_000,
+            event_id: Uuid::nil(),
+            position: u64::MAX,
+        };
+        let page =
+            pagination(&format!("cursor={}&page_size=1", cursor.encode())).expect("a cursor page");
+        assert_eq!(page.page(), u64::MAX);
+        assert_eq!(page.skipped(), u64::MAX);
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub struct DeleteBefore {
     /// Unix seconds: logs with `created_at` before it are deleted. Required, 1..=4294967295,
     /// never after now; newer than now minus `--retention-min-age-secs` (default one day)
     /// only with `confirm=true`.
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = i64, required = true, minimum = 1, maximum = 4294967295_i64)]
     pub target_timestamp: u32,
     /// `true` (or `1`): delete even though the target is within the margin of now.
     #[param(value_type = Option<bool>)]

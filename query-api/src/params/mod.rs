@@ -29,7 +29,7 @@ pub use delete::{DeleteBefore, DeleteCheck};
 pub use export::ExportOptions;
 pub use pattern::Match;
 pub use series::{
-    Dimension, Interval, MAX_GROUP_BY, MAX_TOP, SeriesFilter, SeriesOptions, SeriesQuery,
+    Dimension, Interval, MAX_GROUP_BY, MAX_TOP, SeriesFilter, SeriesOptions, SeriesQuery, TimeZone,
 };
 
 /// Longest accepted string parameter, in characters.

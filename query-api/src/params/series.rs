@@ -2,9 +2,13 @@
 //! the stat's filters plus the bucket size, the time zone of day buckets, up to two grouping
 //! dimensions and the number of series to keep.
 
+use std::borrow::Cow;
+
 use chrono_tz::Tz;
-use utoipa::IntoParams;
+use utoipa::openapi::RefOr;
 use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::{LogFilter, Params, StatFilter};
 use crate::error::BadInput;
@@ -15,7 +19,8 @@ pub const MAX_GROUP_BY: usize = 2;
 pub const MAX_TOP: i64 = 100;
 
 /// The size of a bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum Interval {
     Minute,
     Hour,
@@ -79,6 +84,28 @@ impl Dimension {
     }
 }
 
+/// The `tz` values accepted: the IANA time zone names `chrono-tz` knows (its parser takes
+/// exactly these, case-sensitively). Documented as an enum so that clients and the fuzz test
+/// know the choices.
+#[derive(Debug)]
+pub struct TimeZone;
+
+impl PartialSchema for TimeZone {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("An IANA time zone name, e.g. `Asia/Shanghai`."))
+            .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+            .into()
+    }
+}
+
+impl ToSchema for TimeZone {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("TimeZone")
+    }
+}
+
 /// The options of the series besides the filters (documented for the OpenAPI document; the
 /// parsed form is [`SeriesQuery`]).
 #[derive(Debug, Clone, PartialEq, Eq, IntoParams)]
@@ -86,14 +113,19 @@ impl Dimension {
 pub struct SeriesOptions {
     /// Bucket size: `minute`, `hour` (default) or `day`. Minute and hour buckets are UTC
     /// minutes and hours; day buckets start at midnight in `tz`.
+    #[param(value_type = Option<Interval>, inline)]
     pub interval: Option<String>,
     /// IANA time zone of day buckets, e.g. `Asia/Shanghai`; default `UTC`.
+    #[param(value_type = Option<TimeZone>)]
     pub tz: Option<String>,
     /// Up to two of `model`, `user`, `token`, `channel`, `group`, comma-separated: one series
-    /// per combination. Absent: one series over everything.
+    /// per combination. Absent: one series over everything. (Spaces around the names, empty
+    /// parts and repeats are tolerated too; the pattern gives the plain form.)
+    #[param(pattern = "^(model|user|token|channel|group)(,(model|user|token|channel|group))?$")]
     pub group_by: Option<String>,
     /// Keep the N series with the largest quota (ties: more requests first), 1..=100; the rest
     /// are summed into one series marked `other`. Absent: every series.
+    #[param(minimum = 1, maximum = 100)]
     pub top: Option<i64>,
 }
 
@@ -165,7 +197,15 @@ impl IntoParams for SeriesFilter {
         for parameter in &mut parameters {
             let description = match parameter.name.as_str() {
                 "start_timestamp" => {
+                    // 0 is "absent" for every timestamp filter, so the least start is 1.
                     parameter.required = utoipa::openapi::Required::True;
+                    parameter.schema = Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                            .minimum(Some(1))
+                            .into(),
+                    );
                     "Unix seconds, inclusive; required. A start inside a minute counts only \
                      the seconds from it."
                 }

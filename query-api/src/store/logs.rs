@@ -92,7 +92,8 @@ impl Store {
             Some(last) if more => Some(Cursor {
                 created_at: last.created_at,
                 event_id: last.event_id,
-                position: pagination.skipped() + limit,
+                // Saturating: the previous cursor's position is the client's.
+                position: pagination.skipped().saturating_add(limit),
             }),
             _ => None,
         };

@@ -34,10 +34,16 @@ const MINUTE: i64 = 60;
 const HOUR: i64 = 3_600;
 const DAY: i64 = 86_400;
 
-/// The ClickHouse client of the API, with the deadline of every query.
+/// The ClickHouse clients of the API, with the deadline of every query.
+///
+/// Every read goes through `client`, which sends `readonly = 2`: ClickHouse then refuses any
+/// write through it (settings may still be changed per query), so even a misconfigured user
+/// with write grants cannot write through a read. Only the retention delete writes, through
+/// `writer`.
 #[derive(Debug, Clone)]
 pub struct Store {
     client: Client,
+    writer: Client,
     timeout: Duration,
     /// How long one export may stream (ClickHouse's `max_execution_time` of its query).
     export_timeout: Duration,
@@ -46,7 +52,8 @@ pub struct Store {
 impl Store {
     pub fn new(client: Client, timeout: Duration) -> Self {
         Self {
-            client,
+            client: client.clone().with_setting("readonly", "2"),
+            writer: client,
             timeout,
             // Until told otherwise, an export gets no longer than any other query.
             export_timeout: timeout,
@@ -83,9 +90,19 @@ impl Store {
         result
     }
 
-    /// `sql` with the values of `conditions` bound.
+    /// `sql` with the values of `conditions` bound, as a read.
     fn query(&self, sql: &str, conditions: &Conditions) -> clickhouse::query::Query {
         conditions.apply(self.client.query(sql))
+    }
+
+    /// `sql` with the values of `conditions` bound, as a write (the retention delete only).
+    fn write(&self, sql: &str, conditions: &Conditions) -> clickhouse::query::Query {
+        conditions.apply(self.writer.query(sql))
+    }
+
+    /// The client every read goes through (`readonly = 2`).
+    pub fn read_client(&self) -> &Client {
+        &self.client
     }
 
     pub async fn ping(&self) -> Result<(), DbError> {

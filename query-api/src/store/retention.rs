@@ -92,7 +92,7 @@ impl Store {
             Step::DropPartition { table, partition } => {
                 let sql = format!("ALTER TABLE {table} DROP PARTITION ID {{partition:String}}");
                 let query = self
-                    .client
+                    .writer
                     .query(&sql)
                     .param("partition", partition.as_str());
                 self.timed("retention_drop_partition", query.execute())
@@ -134,7 +134,7 @@ impl Store {
         range.compare(column, ">=", Value::I64(from));
         range.compare(column, "<", Value::I64(to));
         let sql = format!("DELETE FROM {table} {}", range.where_clause());
-        self.timed("retention_delete", self.query(&sql, &range).execute())
+        self.timed("retention_delete", self.write(&sql, &range).execute())
             .await
     }
 
@@ -153,7 +153,7 @@ impl Store {
         // A rebuilt block may equal an earlier one byte for byte: it must not be dropped as a
         // duplicate insert.
         let query = self
-            .query(&sql, &raw)
+            .write(&sql, &raw)
             .with_setting("insert_deduplicate", "0");
         self.timed("retention_rebuild_minute", query.execute())
             .await

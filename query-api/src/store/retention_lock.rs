@@ -44,7 +44,7 @@ impl Store {
         );
         self.timed(
             "retention_lock_write",
-            self.client
+            self.writer
                 .query(&sql)
                 .param("owner", lease.owner.to_string())
                 .param("seq", lease.seq)

@@ -156,15 +156,36 @@ pub struct ErrorResponse {
 }
 
 /// What an endpoint checks before it queries, and so which refusals it documents besides the
-/// 500 that every query can fail with.
+/// 500 that every query can fail with and the answers of the limits that every request is
+/// under ([`LIMITS`]).
 pub trait Gate {
     /// `(status, description)` of each refusal.
     const REFUSALS: &'static [(u16, &'static str)];
+    /// Whether the endpoint queries ClickHouse, and so can fail with a 500.
+    const QUERIES: bool = true;
 }
 
 /// The 429 of every endpoint that checks a credential.
 const THROTTLED: &str = "Too many failed authentications from this client address \
     (--auth-failures-per-minute); the Retry-After header says when to try again";
+
+/// What [`crate::limits::Limits`] answers on any path, before or instead of the handler.
+const LIMITS: &[(u16, &str)] = &[
+    (414, "The request target is longer than --max-uri-bytes"),
+    (
+        431,
+        "The request headers are larger than --max-header-bytes",
+    ),
+    (
+        503,
+        "More requests at once than --max-concurrent-requests (or new-api, asked about a \
+         session cookie, is unavailable)",
+    ),
+    (
+        504,
+        "No answer within --request-timeout-secs, or ClickHouse timed out",
+    ),
+];
 
 /// An access token and `New-Api-User` (the user and admin endpoints): bad input, not
 /// authenticated, role too low.
@@ -206,6 +227,7 @@ impl Gate for PublicToken {
     const REFUSALS: &'static [(u16, &'static str)] = &[
         (400, ""),
         (401, "Unknown or disabled key: Token不存在或无权限"),
+        (403, "The token's owner is disabled"),
         (429, THROTTLED),
     ];
 }
@@ -218,6 +240,15 @@ impl Gate for Open {
     const REFUSALS: &'static [(u16, &'static str)] = &[];
 }
 
+/// Nothing, and no query (the OpenAPI document).
+#[derive(Debug)]
+pub struct Static;
+
+impl Gate for Static {
+    const REFUSALS: &'static [(u16, &'static str)] = &[];
+    const QUERIES: bool = false;
+}
+
 /// The error responses of an endpoint behind gate `G`, each an [`ErrorResponse`]: the one
 /// description of them that every path uses.
 #[derive(Debug)]
@@ -225,9 +256,11 @@ pub struct ErrorResponses<G>(PhantomData<G>);
 
 impl<G: Gate> IntoResponses for ErrorResponses<G> {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let failure: &[(u16, &str)] = if G::QUERIES { &[(500, "")] } else { &[] };
         G::REFUSALS
             .iter()
-            .chain(&[(500, "")])
+            .chain(failure)
+            .chain(LIMITS)
             .map(|(status, description)| {
                 let content = ContentBuilder::new()
                     .schema(Some(Ref::from_schema_name("ErrorResponse")))

@@ -18,6 +18,7 @@ pub use series::{Series, SeriesData, SeriesKey, SeriesPoint, SeriesResponse, Usa
 pub use envelope::{
     DeleteResponse, Envelope, EnvelopeData, ErrorResponse, ErrorResponses, Gate, HealthResponse,
     LogListResponse, LogPageResponse, Open, PublicToken, SignedIn, SignedInDelete, StatResponse,
+    Static,
 };
 pub use export::{ADMIN_COLUMNS, ExportEncoder, ExportFormat, ExportTotals, columns};
 pub use list_stream::ListEncoder;

@@ -1,6 +1,7 @@
 //! The stack itself: the real broker, the real ClickHouse engine through the front, the
-//! migrations and the compose file.
+//! migrations, the compose file and the analysts' guide's queries.
 
+mod analytics;
 mod clickhouse;
 mod compose;
 mod kafka;

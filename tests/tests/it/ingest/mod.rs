@@ -8,6 +8,7 @@ mod exactly_once;
 mod lag;
 mod malformed;
 mod rebalance;
+mod retention_ttl;
 mod scale_out;
 mod service_restarts;
 mod time_window;

@@ -34,6 +34,9 @@ pub(crate) fn worker_config(
     config.http_addr = "127.0.0.1:0".parse().expect("address");
     config.session_timeout_ms = 6000;
     config.flush_interval_ms = 200;
+    // The tests' logs are stamped years back (fixed timestamps): no TTL may drop them mid-test.
+    config.retention_raw_days = 0;
+    config.retention_rollup_days = 0;
     config
 }
 

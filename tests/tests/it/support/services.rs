@@ -141,6 +141,8 @@ fn worker_args(config: &IngestConfig) -> Vec<String> {
         format!("--session-timeout-ms={}", config.session_timeout_ms),
         format!("--flush-interval-ms={}", config.flush_interval_ms),
         format!("--batch-max-rows={}", config.batch_max_rows),
+        format!("--retention-raw-days={}", config.retention_raw_days),
+        format!("--retention-rollup-days={}", config.retention_rollup_days),
     ]
 }
 
