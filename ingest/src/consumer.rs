@@ -88,6 +88,7 @@ impl ConsumerContext for Context {
 fn record_commit(result: KafkaResult<()>, offsets: &TopicPartitionList) {
     match result {
         Ok(()) => {
+            gauge!(names::LAST_COMMIT).set(crate::metrics::unix_now());
             for element in offsets.elements() {
                 if let Offset::Offset(next_offset) = element.offset() {
                     gauge!(

@@ -43,7 +43,7 @@ mod error;
 pub mod grants;
 mod http;
 mod lag;
-mod metrics;
+pub mod metrics;
 mod monitor;
 mod plan;
 mod retry;

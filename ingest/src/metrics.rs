@@ -1,56 +1,76 @@
 //! The worker's metrics: their names (one home, so the code that counts and the docs'
 //! table name the same series), their descriptions and the process-wide Prometheus recorder
-//! that /metrics renders. Counting itself is done where the event happens, through the
+//! that /metrics renders (the one of
+//! [`logbus_runtime::metrics`], whose `_seconds` rule gives `FLUSH_SECONDS` its buckets). Counting itself is done where the event happens, through the
 //! `metrics` macros.
 
-use std::sync::OnceLock;
+use std::sync::Once;
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 
-pub(crate) mod names {
-    pub(crate) const EVENTS_IN: &str = "logbus_ingest_events_in_total";
-    pub(crate) const MESSAGES_IN: &str = "logbus_ingest_messages_in_total";
-    pub(crate) const ROWS_WRITTEN: &str = "logbus_ingest_rows_written_total";
-    pub(crate) const DUPLICATES_DROPPED: &str = "logbus_ingest_duplicates_dropped_total";
-    pub(crate) const BATCHES: &str = "logbus_ingest_batches_total";
-    pub(crate) const DEAD_LETTERS: &str = "logbus_ingest_dead_letters_total";
-    pub(crate) const RETRIES: &str = "logbus_ingest_retries_total";
-    pub(crate) const FLUSH_SECONDS: &str = "logbus_ingest_flush_duration_seconds";
-    pub(crate) const COMMITTED_OFFSET: &str = "logbus_ingest_committed_offset";
-    pub(crate) const COMMIT_ERRORS: &str = "logbus_ingest_commit_errors_total";
-    pub(crate) const IDENTITY_ROWS: &str = "logbus_ingest_identity_rows_written_total";
-    pub(crate) const REBALANCES: &str = "logbus_ingest_rebalances_total";
-    pub(crate) const PAUSED: &str = "logbus_ingest_clickhouse_unavailable";
-    pub(crate) const REPLAYED_BATCHES: &str = "logbus_ingest_replayed_batches_total";
-    pub(crate) const CONSUMER_LAG: &str = "logbus_ingest_consumer_lag";
+pub mod names {
+    pub const EVENTS_IN: &str = "logbus_ingest_events_in_total";
+    pub const MESSAGES_IN: &str = "logbus_ingest_messages_in_total";
+    pub const ROWS_WRITTEN: &str = "logbus_ingest_rows_written_total";
+    pub const DUPLICATES_DROPPED: &str = "logbus_ingest_duplicates_dropped_total";
+    pub const BATCHES: &str = "logbus_ingest_batches_total";
+    pub const DEAD_LETTERS: &str = "logbus_ingest_dead_letters_total";
+    pub const RETRIES: &str = "logbus_ingest_retries_total";
+    pub const FLUSH_SECONDS: &str = "logbus_ingest_flush_duration_seconds";
+    pub const COMMITTED_OFFSET: &str = "logbus_ingest_committed_offset";
+    pub const COMMIT_ERRORS: &str = "logbus_ingest_commit_errors_total";
+    pub const IDENTITY_ROWS: &str = "logbus_ingest_identity_rows_written_total";
+    pub const REBALANCES: &str = "logbus_ingest_rebalances_total";
+    pub const PAUSED: &str = "logbus_ingest_clickhouse_unavailable";
+    pub const REPLAYED_BATCHES: &str = "logbus_ingest_replayed_batches_total";
+    pub const CONSUMER_LAG: &str = "logbus_ingest_consumer_lag";
     // A gauge despite its suffix: the sum of `CONSUMER_LAG` over this worker's partitions.
-    pub(crate) const CONSUMER_LAG_TOTAL: &str = "logbus_ingest_consumer_lag_total";
+    pub const CONSUMER_LAG_TOTAL: &str = "logbus_ingest_consumer_lag_total";
+    // Unix times rather than ages: Prometheus computes the age (`time() - ...`) at query
+    // time, so a worker that stopped updating them still shows an ageing value.
+    pub const LAST_FLUSH: &str = "logbus_ingest_last_flush_timestamp_seconds";
+    pub const LAST_COMMIT: &str = "logbus_ingest_last_commit_timestamp_seconds";
+    pub const CLICKHOUSE_ERRORS: &str = "logbus_ingest_clickhouse_errors_total";
+
+    /// Every name above (the dashboard's test checks its queries against them).
+    pub const ALL: &[&str] = &[
+        EVENTS_IN,
+        MESSAGES_IN,
+        ROWS_WRITTEN,
+        DUPLICATES_DROPPED,
+        BATCHES,
+        DEAD_LETTERS,
+        RETRIES,
+        FLUSH_SECONDS,
+        COMMITTED_OFFSET,
+        COMMIT_ERRORS,
+        IDENTITY_ROWS,
+        REBALANCES,
+        PAUSED,
+        REPLAYED_BATCHES,
+        CONSUMER_LAG,
+        CONSUMER_LAG_TOTAL,
+        LAST_FLUSH,
+        LAST_COMMIT,
+        CLICKHOUSE_ERRORS,
+    ];
 }
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+/// Now as Unix seconds, the value of the `*_timestamp_seconds` gauges.
+pub(crate) fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64())
+}
 
-/// The process-wide Prometheus recorder (installed once, shared by every worker in the
-/// process, e.g. several workers in one test binary).
+static DESCRIBED: Once = Once::new();
+
+/// The process-wide Prometheus recorder ([`logbus_runtime::metrics::handle`], shared with every
+/// other worker or API in the process), with the worker's metrics described.
 pub(crate) fn handle() -> PrometheusHandle {
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full(names::FLUSH_SECONDS.into()),
-                    &[
-                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-                    ],
-                )
-                .expect("valid buckets")
-                .build_recorder();
-            let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
-            }
-            describe();
-            handle
-        })
-        .clone()
+    let handle = logbus_runtime::metrics::handle();
+    DESCRIBED.call_once(describe);
+    handle
 }
 
 fn describe() {
@@ -100,5 +120,17 @@ fn describe() {
     describe_gauge!(
         names::CONSUMER_LAG_TOTAL,
         "Sum of logbus_ingest_consumer_lag over the partitions assigned to this worker"
+    );
+    describe_gauge!(
+        names::LAST_FLUSH,
+        "Unix time of the last batch flushed (written and its dead letters delivered), by topic kind"
+    );
+    describe_gauge!(
+        names::LAST_COMMIT,
+        "Unix time of the last successful offset commit"
+    );
+    describe_counter!(
+        names::CLICKHOUSE_ERRORS,
+        "Failed ClickHouse calls, by operation and class (transient: retried; data: the rows' fault)"
     );
 }

@@ -53,6 +53,16 @@ pub(crate) enum Failure {
     Data,
 }
 
+impl Failure {
+    /// The `class` label of `logbus_ingest_clickhouse_errors_total`.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Failure::Transient => "transient",
+            Failure::Data => "data",
+        }
+    }
+}
+
 /// ClickHouse error codes that mean "this data is wrong", not "try later".
 const DATA_ERROR_CODES: &[u32] = &[
     6,   // CANNOT_PARSE_TEXT
@@ -263,7 +273,10 @@ impl Retrier {
                     return Ok(value);
                 }
                 Err(e) => {
-                    if classify(&e) == Failure::Data {
+                    let failure = classify(&e);
+                    counter!(names::CLICKHOUSE_ERRORS, "op" => op, "class" => failure.label())
+                        .increment(1);
+                    if failure == Failure::Data {
                         return Err(RetryError::Data(e));
                     }
                     let wait = backoff.next_wait();

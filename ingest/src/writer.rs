@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use logbus_projections::rows::{Intent, LogRow};
-use metrics::{counter, histogram};
+use metrics::{counter, gauge, histogram};
 use sha2::{Digest, Sha256};
 
 use crate::Error;
@@ -92,6 +92,7 @@ impl Writer {
         histogram!(names::FLUSH_SECONDS, "topic" => kind.label())
             .record(started.elapsed().as_secs_f64());
         counter!(names::BATCHES, "topic" => kind.label()).increment(1);
+        gauge!(names::LAST_FLUSH, "topic" => kind.label()).set(crate::metrics::unix_now());
         tracing::debug!(
             %source,
             messages = batch.messages.len(),

@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderName};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use metrics::counter;
 use moka::future::Cache;
 
 use crate::error::ApiError;
+use crate::metrics::names;
 
 pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 300;
 /// Most client addresses remembered: beyond it, addresses idle long enough are forgotten.
@@ -139,6 +141,7 @@ impl AuthThrottle {
         match self.refused_until.get(&client).await {
             Some(until) => match until.checked_duration_since(Instant::now()) {
                 Some(retry_after) if !retry_after.is_zero() => {
+                    counter!(names::AUTH_THROTTLED).increment(1);
                     Err(ApiError::AuthThrottled { retry_after })
                 }
                 _ => Ok(()),
@@ -165,6 +168,7 @@ impl AuthThrottle {
                     .await;
                 tracing::warn!(client = ?client.0, ?retry_after,
                     "too many failed authentications from one client address");
+                counter!(names::AUTH_THROTTLED).increment(1);
                 ApiError::AuthThrottled { retry_after }
             }
         }

@@ -9,12 +9,15 @@
 
 use std::hash::Hash;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use logbus_projections::rows::{TokenRow, UserRow};
+use metrics::counter;
 use moka::future::Cache;
 
 use crate::error::DbError;
+use crate::metrics::names;
 use crate::store::Store;
 
 /// Most identities of each kind kept.
@@ -37,8 +40,10 @@ enum Miss {
 }
 
 /// `key` from `cache`, or loaded by `load` and cached when it exists. Concurrent misses of
-/// one key share one load.
+/// one key share one load. Counted as a miss of `kind` when this call ran `load` (also when
+/// there is no cache), as a hit otherwise (a waiter on another call's load included).
 async fn cached<K, V>(
+    kind: &'static str,
     cache: Option<&Cache<K, Arc<V>>>,
     key: K,
     load: impl Future<Output = Result<Option<V>, DbError>>,
@@ -48,10 +53,13 @@ where
     V: Send + Sync + 'static,
 {
     let Some(cache) = cache else {
+        counter!(names::CACHE_MISSES, "kind" => kind).increment(1);
         return Ok(load.await?.map(Arc::new));
     };
+    let loaded = AtomicBool::new(false);
     let found = cache
         .try_get_with(key, async {
+            loaded.store(true, Ordering::Relaxed);
             match load.await {
                 Ok(Some(value)) => Ok(Arc::new(value)),
                 Ok(None) => Err(Miss::Absent),
@@ -59,6 +67,12 @@ where
             }
         })
         .await;
+    let counted = if loaded.load(Ordering::Relaxed) {
+        names::CACHE_MISSES
+    } else {
+        names::CACHE_HITS
+    };
+    counter!(counted, "kind" => kind).increment(1);
     match found {
         Ok(value) => Ok(Some(value)),
         Err(miss) => match &*miss {
@@ -92,16 +106,22 @@ impl IdentityCache {
 
     pub async fn user(&self, access_token_hash: &str) -> Result<Option<Arc<UserRow>>, DbError> {
         let load = self.store.user_by_access_token(access_token_hash);
-        cached(self.users.as_ref(), access_token_hash.to_owned(), load).await
+        cached(
+            "user",
+            self.users.as_ref(),
+            access_token_hash.to_owned(),
+            load,
+        )
+        .await
     }
 
     /// User `id` (a token's owner), by id.
     pub async fn user_by_id(&self, id: i64) -> Result<Option<Arc<UserRow>>, DbError> {
-        cached(self.owners.as_ref(), id, self.store.user_by_id(id)).await
+        cached("owner", self.owners.as_ref(), id, self.store.user_by_id(id)).await
     }
 
     pub async fn token(&self, key_hash: &str) -> Result<Option<Arc<TokenRow>>, DbError> {
         let load = self.store.token_by_key(key_hash);
-        cached(self.tokens.as_ref(), key_hash.to_owned(), load).await
+        cached("token", self.tokens.as_ref(), key_hash.to_owned(), load).await
     }
 }

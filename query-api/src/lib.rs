@@ -5,8 +5,8 @@
 //! The endpoints, their differences from new-api and the code layout (which module holds
 //! which behaviour) are described in docs/api.md. Imports go one way, each module using only
 //! modules to its right: `server`, `routes`, `openapi`, `handlers`, `auth`, `state`,
-//! `auth_throttle`, `identity`, `store`, `sql`, `params`, `error`, `views` (and `config`,
-//! which uses only `limits` and `auth_throttle`).
+//! `auth_throttle`, `identity`, `store`, `sql`, `params`, `error`, `views`, `metrics` (and
+//! `config`, which uses only `limits` and `auth_throttle`).
 
 pub mod auth;
 pub mod auth_throttle;
@@ -15,6 +15,7 @@ pub mod error;
 pub mod handlers;
 pub mod identity;
 pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod params;
 pub mod routes;

@@ -89,7 +89,8 @@ impl utoipa::Modify for StringLimits {
         title = "logbus query API",
         description = "new-api's log module and dashboard data over ClickHouse, plus usage \
                        time series (a logbus extension). Responses use new-api's envelope \
-                       {success, message, data}; every path is also served with or without a \
+                       {success, message, data}, except this document and /metrics \
+                       (Prometheus text); every path is also served with or without a \
                        trailing slash. See docs/api.md."
     ),
     paths(
@@ -109,6 +110,7 @@ impl utoipa::Modify for StringLimits {
         export::export_all,
         export::export_self,
         ops::healthz,
+        ops::metrics,
         openapi_json
     ),
     // Referenced rather than collected: by the error responses and by parameters.

@@ -1,7 +1,8 @@
 //! The router: every path of [`ROUTES`] with and without a trailing slash, the CORS of the
 //! public token endpoint, the JSON fallbacks of unknown paths and methods, the request's
-//! error-message language, `Cache-Control: no-store` on every response, and request spans
-//! that never show query strings (they may hold token keys).
+//! error-message language, `Cache-Control: no-store` on every response, request spans
+//! that never show query strings (they may hold token keys) and the request metrics
+//! ([`crate::metrics::track`], by route template).
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::{self, Lang};
 use crate::handlers::{data, export, logs, ops, retention, series, stat, token};
 use crate::limits::Limits;
+use crate::metrics;
 use crate::openapi::openapi_json;
 use crate::state::AppState;
 
@@ -36,6 +38,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/log/export"),
     ("GET", "/api/log/self/export"),
     ("GET", "/healthz"),
+    ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/api/data/"),
     ("GET", "/api/data/users"),
@@ -78,6 +81,7 @@ fn method_router(path: &str) -> MethodRouter<AppState> {
         "/api/log/export" => get(export::export_all),
         "/api/log/self/export" => get(export::export_self),
         "/healthz" => get(ops::healthz),
+        "/metrics" => get(ops::metrics),
         "/openapi.json" => get(openapi_json),
         other => panic!("route {other} has no handler"),
     }
@@ -96,6 +100,8 @@ pub async fn language_scope(request: Request, next: Next) -> Response {
 
 /// The API router, under `limits`.
 pub fn app(state: AppState, limits: &Limits) -> Router {
+    // Installs the recorder before the first request is counted.
+    let _ = metrics::handle();
     let mut router = Router::new();
     let mut paths: Vec<&str> = ROUTES.iter().map(|(_, path)| *path).collect();
     paths.dedup();
@@ -125,6 +131,12 @@ pub fn app(state: AppState, limits: &Limits) -> Router {
                 tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
             }),
         )
+        // Outermost of the per-route layers: overload, timeouts and oversize heads are
+        // counted too, and the matched route is known (a layer around the router would not
+        // see it).
+        .layer(axum::middleware::from_fn(|request: Request, next: Next| {
+            metrics::track(ROUTES, request, next)
+        }))
         .with_state(state)
 }
 
@@ -153,6 +165,14 @@ mod tests {
         assert_eq!(schema("type")["maximum"], 255);
         assert_eq!(schema("start_timestamp")["minimum"], 0);
         assert_eq!(schema("end_timestamp")["minimum"], 0);
+    }
+
+    #[test]
+    fn the_metrics_are_documented_as_public_prometheus_text() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serializes");
+        let metrics = &doc["paths"]["/metrics"]["get"];
+        assert!(metrics["responses"]["200"]["content"]["text/plain"].is_object());
+        assert!(metrics["security"].is_null(), "{metrics}");
     }
 
     #[test]

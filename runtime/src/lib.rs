@@ -1,12 +1,13 @@
 //! What every logbus process needs at run time and nothing else: the connection flags shared
-//! by the binaries, a [`Secret`] type whose `Debug` never shows its value, tracing set-up and
-//! the shutdown signal.
+//! by the binaries, a [`Secret`] type whose `Debug` never shows its value, tracing set-up, the
+//! process-wide Prometheus recorder and the shutdown signal.
 //!
 //! This crate knows no logbus schema or contract (that is `logbus-projections`), so every
 //! other crate may depend on it and it depends on none of them.
 
 mod clickhouse_args;
 mod kafka_args;
+pub mod metrics;
 mod secret;
 pub mod shutdown;
 pub mod telemetry;

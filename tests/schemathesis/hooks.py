@@ -3,7 +3,8 @@ loaded through SCHEMATHESIS_HOOKS and enabled by name in its `--checks`.
 
 `envelope`: every answer is new-api's envelope `{success, message, ...}` with `success` true
 exactly when the status is 2xx, except the bodies the OpenAPI document gives another shape:
-the export's file (CSV or JSON Lines) and the document itself. The built-in schema check only
+the export's file (CSV or JSON Lines), the document itself and `/metrics` (Prometheus
+text). The built-in schema check only
 checks what the document describes; this one also covers answers the document cannot name
 per path (the router's 404 and 405 fallbacks, the limits' 413/414/431/503/504).
 
@@ -21,6 +22,8 @@ NOT_ENVELOPED = {
     ("GET", "/api/log/export"): {200},
     ("GET", "/api/log/self/export"): {200},
     ("GET", "/openapi.json"): {200},
+    # Prometheus text for the scraper (docs/api.md).
+    ("GET", "/metrics"): {200},
 }
 
 

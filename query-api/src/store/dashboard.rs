@@ -112,7 +112,7 @@ impl Store {
             return Ok(Vec::new());
         };
         let (sql, conditions) = data_query(grouping, first, last);
-        self.timed(self.query(&sql, &conditions).fetch_all::<DataRow>())
+        self.timed("data", self.query(&sql, &conditions).fetch_all::<DataRow>())
             .await
     }
 }

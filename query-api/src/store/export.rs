@@ -29,12 +29,13 @@ impl LogRows {
     /// failure before any byte is sent is an ordinary error.
     pub(super) async fn open(
         store: &Store,
+        kind: &'static str,
         query: clickhouse::query::Query,
     ) -> Result<(LogRows, Option<LogRow>), DbError> {
         let mut rows = LogRows {
             cursor: query.fetch::<LogRow>()?,
         };
-        let first = store.timed(rows.cursor.next()).await?;
+        let first = store.timed(kind, rows.cursor.next()).await?;
         Ok((rows, first))
     }
 
@@ -67,6 +68,6 @@ impl Store {
             // A client that goes away while the server is still reading (before the first
             // row is written) cancels the query too, not only one that goes away mid-transfer.
             .with_setting("cancel_http_readonly_queries_on_client_close", "1");
-        LogRows::open(self, query).await
+        LogRows::open(self, "export", query).await
     }
 }

@@ -36,6 +36,7 @@ impl Store {
         );
         let rows = self
             .timed(
+                "user_by_id",
                 self.client
                     .query(&sql)
                     .param("id", id)
@@ -58,12 +59,13 @@ impl Store {
         .await
     }
 
-    /// The latest version (FINAL) of the identity whose `hash_column` is `hash`, if any.
+    /// The latest version (FINAL) of the identity whose `hash_column` is `hash`, if any (its
+    /// query's kind is the companion table `by_hash`).
     async fn latest_holding_hash<T>(
         &self,
         table: &str,
         columns: &str,
-        by_hash: &str,
+        by_hash: &'static str,
         hash_column: &str,
         hash: &str,
         stored_hash: fn(&T) -> &str,
@@ -80,7 +82,7 @@ impl Store {
             .query(&sql)
             .param("hash", hash)
             .with_setting("force_primary_key", "1");
-        let rows = self.timed(query.fetch_all::<T>()).await?;
+        let rows = self.timed(by_hash, query.fetch_all::<T>()).await?;
         // An older version may have held the hash: only the latest version counts.
         Ok(rows.into_iter().find(|row| stored_hash(row) == hash))
     }

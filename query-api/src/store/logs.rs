@@ -80,8 +80,11 @@ impl Store {
         };
         let limit = pagination.page_size();
         let (total, mut rows) = tokio::try_join!(
-            self.timed(self.query(&count_sql, &conditions).fetch_one::<u64>()),
-            self.newest(page_conditions, limit + 1, offset),
+            self.timed(
+                "list_count",
+                self.query(&count_sql, &conditions).fetch_one::<u64>()
+            ),
+            self.newest("list_page", page_conditions, limit + 1, offset),
         )?;
         let more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
@@ -120,7 +123,7 @@ impl Store {
             }
             Err(_) => conditions.push(content),
         }
-        self.newest(conditions, SEARCH_LIMIT, 0).await
+        self.newest("search", conditions, SEARCH_LIMIT, 0).await
     }
 
     /// The newest [`TOKEN_LOGS_LIMIT`] logs of one token, read through a cursor (rows are
@@ -139,12 +142,13 @@ impl Store {
         let query = self
             .query(&sql, &conditions)
             .with_setting("cancel_http_readonly_queries_on_client_close", "1");
-        LogRows::open(self, query).await
+        LogRows::open(self, "token_logs", query).await
     }
 
     /// The newest `limit` logs matching `conditions`, after skipping the `offset` newest.
     async fn newest(
         &self,
+        kind: &'static str,
         mut conditions: Conditions,
         limit: u64,
         offset: u64,
@@ -157,7 +161,7 @@ impl Store {
             tables::LOGS,
             conditions.where_clause()
         );
-        self.timed(self.query(&sql, &conditions).fetch_all::<LogRow>())
+        self.timed(kind, self.query(&sql, &conditions).fetch_all::<LogRow>())
             .await
     }
 
@@ -186,7 +190,7 @@ impl Store {
             conditions.take_where()
         );
         let row = self
-            .timed(self.query(&sql, &conditions).fetch_one::<StatRow>())
+            .timed("stat", self.query(&sql, &conditions).fetch_one::<StatRow>())
             .await?;
         Ok(Stat {
             quota: row.quota,

@@ -6,11 +6,13 @@
 //! travel as server-side query parameters (see [`crate::sql`]), never inside the SQL text.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clickhouse::Client;
+use metrics::{counter, histogram};
 
 use crate::error::DbError;
+use crate::metrics::names;
 use crate::sql::Conditions;
 
 pub mod dashboard;
@@ -64,15 +66,28 @@ impl Store {
         self
     }
 
-    /// `query`, failed with [`DbError::Timeout`] when it outlives the deadline.
+    /// `query`, failed with [`DbError::Timeout`] when it outlives the deadline; its time and
+    /// failure counted under `kind` (one fixed name per statement of the store, e.g.
+    /// `list_count`: a bounded label).
     async fn timed<T>(
         &self,
+        kind: &'static str,
         query: impl Future<Output = clickhouse::error::Result<T>>,
     ) -> Result<T, DbError> {
-        match tokio::time::timeout(self.timeout, query).await {
-            Ok(result) => Ok(result?),
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.timeout, query).await {
+            Ok(result) => result.map_err(DbError::from),
             Err(_) => Err(DbError::Timeout(self.timeout)),
+        };
+        histogram!(names::QUERY_SECONDS, "kind" => kind).record(started.elapsed().as_secs_f64());
+        if let Err(error) = &result {
+            let label = match error {
+                DbError::ClickHouse(_) => "clickhouse",
+                DbError::Timeout(_) => "timeout",
+            };
+            counter!(names::QUERY_ERRORS, "kind" => kind, "error" => label).increment(1);
         }
+        result
     }
 
     /// `sql` with the values of `conditions` bound, as a read.
@@ -91,7 +106,7 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), DbError> {
-        self.timed(self.client.query("SELECT 1").fetch_one::<u8>())
+        self.timed("ping", self.client.query("SELECT 1").fetch_one::<u8>())
             .await
             .map(drop)
     }

@@ -23,8 +23,11 @@ impl Store {
             tables::LOGS,
             count.where_clause()
         );
-        self.timed(self.query(&sql, &count).fetch_one::<u64>())
-            .await
+        self.timed(
+            "retention_count",
+            self.query(&sql, &count).fetch_one::<u64>(),
+        )
+        .await
     }
 
     /// Deletes every log with `created_at < target` from `logs` and `logs_minute` and returns
@@ -92,7 +95,8 @@ impl Store {
                     .writer
                     .query(&sql)
                     .param("partition", partition.as_str());
-                self.timed(query.execute()).await?;
+                self.timed("retention_drop_partition", query.execute())
+                    .await?;
             }
             Step::DeleteRaw { from, to } => {
                 self.delete_range(tables::LOGS, "created_at", *from, *to)
@@ -130,7 +134,8 @@ impl Store {
         range.compare(column, ">=", Value::I64(from));
         range.compare(column, "<", Value::I64(to));
         let sql = format!("DELETE FROM {table} {}", range.where_clause());
-        self.timed(self.write(&sql, &range).execute()).await
+        self.timed("retention_delete", self.write(&sql, &range).execute())
+            .await
     }
 
     /// Deletes the rollup rows of `minute` and inserts them again from the logs that remain.
@@ -150,7 +155,8 @@ impl Store {
         let query = self
             .write(&sql, &raw)
             .with_setting("insert_deduplicate", "0");
-        self.timed(query.execute()).await
+        self.timed("retention_rebuild_minute", query.execute())
+            .await
     }
 
     /// Whether the rollup totals of `minute` equal those of its logs.
@@ -169,7 +175,12 @@ impl Store {
             rollup = tables::LOGS_MINUTE,
             logs = tables::LOGS,
         );
-        let same = self.timed(self.query(&sql, &c).fetch_one::<u8>()).await?;
+        let same = self
+            .timed(
+                "retention_check_minute",
+                self.query(&sql, &c).fetch_one::<u8>(),
+            )
+            .await?;
         Ok(same == 1)
     }
 
@@ -182,7 +193,8 @@ impl Store {
                  WHERE database = currentDatabase() AND table = {table:String} AND active",
             )
             .param("table", table);
-        self.timed(query.fetch_all::<String>()).await
+        self.timed("retention_partitions", query.fetch_all::<String>())
+            .await
     }
 }
 

@@ -43,6 +43,7 @@ impl Store {
             tables::RETENTION_LOCK
         );
         self.timed(
+            "retention_lock_write",
             self.writer
                 .query(&sql)
                 .param("owner", lease.owner.to_string())
@@ -71,6 +72,7 @@ impl Store {
         );
         let claims = self
             .timed(
+                "retention_lock_read",
                 self.client
                     .query(&sql)
                     .param("owner", lease.owner.to_string())

@@ -120,6 +120,7 @@ impl Store {
     /// The rows of a planned series, ascending by bucket (at most `MAX_POINTS + 1`).
     pub async fn series(&self, plan: &SeriesPlan) -> Result<Vec<SeriesRow>, DbError> {
         self.timed(
+            "series",
             self.query(&plan.sql, &plan.conditions)
                 .fetch_all::<SeriesRow>(),
         )

@@ -96,6 +96,22 @@ async fn failed_authentications_are_throttled_per_client_address() {
         )
         .await;
     assert_eq!(status, 429, "the token endpoint shares the budget: {body}");
+    // Each 429 of the throttle is counted (three above; other tests may add theirs).
+    let text = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .expect("scraped")
+        .text()
+        .await
+        .expect("metrics");
+    let throttled: f64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("logbus_api_auth_throttled_total "))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0);
+    assert!(throttled >= 3.0, "{text}");
 
     // Other clients are not affected.
     let (status, _, body) = get_from(&api, neighbour, "/api/log/self", ALICE).await;

@@ -1,6 +1,7 @@
 //! The query API over a store filled through the real ingest path: lists, search, stats,
 //! token lookup, the retention delete (its guards, lock and partial failure in `retention`),
-//! new-api's dashboard data and the time series, and schemathesis over the OpenAPI document.
+//! new-api's dashboard data, the time series, schemathesis over the OpenAPI document and the
+//! service's own metrics.
 
 mod auth;
 mod cursor;
@@ -9,6 +10,7 @@ mod export;
 mod export_scale;
 mod limits;
 mod logs;
+mod metrics;
 mod openapi_fuzz;
 mod readonly;
 mod retention;

@@ -59,6 +59,16 @@ async fn clickhouse_outage_mid_stream_loses_nothing_and_duplicates_nothing() {
     assert!(metrics.contains("logbus_ingest_retries_total"), "{metrics}");
     assert!(metrics.contains("logbus_ingest_rows_written_total"));
     assert!(metrics.contains("logbus_ingest_committed_offset"));
+    // The failed calls are counted by class, for alerting (docs/operations.md).
+    assert!(
+        metrics.lines().any(|line| {
+            line.starts_with("logbus_ingest_clickhouse_errors_total{")
+                && line.contains("class=\"transient\"")
+        }),
+        "{metrics}"
+    );
+    assert!(metrics.contains("logbus_ingest_last_commit_timestamp_seconds"));
+    assert!(metrics.contains("logbus_ingest_last_flush_timestamp_seconds{topic=\"logs\"}"));
 
     worker.stop().await.expect("clean stop");
     drop(proxy);

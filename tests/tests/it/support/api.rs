@@ -145,7 +145,7 @@ pub(crate) struct Api {
     seeded_logs: std::sync::atomic::AtomicU64,
 }
 
-fn direct_seed() -> bool {
+pub(crate) fn direct_seed() -> bool {
     std::env::var("LOGBUS_API_TEST_DIRECT_SEED").is_ok_and(|v| v == "1")
 }
 
