@@ -51,27 +51,47 @@ mod tests {
 
     #[test]
     fn no_subcommand_runs_the_worker_with_its_flags() {
-        let cli = Cli::try_parse_from(["logbus-ingest", "--group-id", "g", "--batch-max-rows", "7"])
-            .expect("parses");
+        let cli =
+            Cli::try_parse_from(["logbus-ingest", "--group-id", "g", "--batch-max-rows", "7"])
+                .expect("parses");
         assert!(cli.command.is_none());
-        assert_eq!((cli.config.group_id.as_str(), cli.config.batch_max_rows), ("g", 7));
+        assert_eq!(
+            (cli.config.group_id.as_str(), cli.config.batch_max_rows),
+            ("g", 7)
+        );
     }
 
     #[test]
     fn migrations_print_takes_the_cluster_before_or_after_it() {
         for args in [
-            &["logbus-ingest", "migrations", "--print", "--clickhouse-cluster", "c1"][..],
-            &["logbus-ingest", "--clickhouse-cluster", "c1", "migrations", "--print"][..],
+            &[
+                "logbus-ingest",
+                "migrations",
+                "--print",
+                "--clickhouse-cluster",
+                "c1",
+            ][..],
+            &[
+                "logbus-ingest",
+                "--clickhouse-cluster",
+                "c1",
+                "migrations",
+                "--print",
+            ][..],
         ] {
             let cli = Cli::try_parse_from(args).expect("parses");
-            assert!(matches!(cli.command, Some(Command::Migrations { print: true })));
+            assert!(matches!(
+                cli.command,
+                Some(Command::Migrations { print: true })
+            ));
             let script = migrations_script(&cli.config).expect("script");
             assert!(
                 script.starts_with("CREATE DATABASE IF NOT EXISTS `logbus` ON CLUSTER 'c1'\n;\n"),
                 "{script}"
             );
         }
-        let single = Cli::try_parse_from(["logbus-ingest", "migrations", "--print"]).expect("parses");
+        let single =
+            Cli::try_parse_from(["logbus-ingest", "migrations", "--print"]).expect("parses");
         if single.config.clickhouse_cluster.is_none() {
             let script = migrations_script(&single.config).expect("script");
             assert!(!script.contains("ON CLUSTER"), "{script}");

@@ -23,7 +23,10 @@ mod tests;
 
 use crate::migrate::SCHEMA_MIGRATIONS_DDL;
 use crate::{Error, MIGRATIONS, Migration, Result, tables, validate_database_name};
-use lex::{Word, after_keywords, identifier, matching_paren, split_top_level, top_level_words};
+use lex::{
+    Word, after_keywords, clauses, column_names, identifier, matching_paren, split_top_level,
+    top_level_words,
+};
 
 /// The tables split over the shards by [`SHARDING_KEY`]: the only ones that grow with traffic.
 pub const SHARDED: &[&str] = &[tables::LOGS, tables::LOGS_MINUTE];
@@ -80,7 +83,10 @@ pub fn create_database(database: &str, cluster: Option<&Cluster>) -> Result<Stri
     validate_database_name(database)?;
     Ok(match cluster {
         None => format!("CREATE DATABASE IF NOT EXISTS `{database}`"),
-        Some(c) => format!("CREATE DATABASE IF NOT EXISTS `{database}` ON CLUSTER '{}'", c.name),
+        Some(c) => format!(
+            "CREATE DATABASE IF NOT EXISTS `{database}` ON CLUSTER '{}'",
+            c.name
+        ),
     })
 }
 
@@ -131,16 +137,21 @@ fn statement_ddl(sql: &str, database: &str, cluster: Option<&Cluster>) -> Result
         database,
     };
     let code = strip_leading_comments(sql);
-    variant.statement(code).map_err(|reason| Error::ClusterVariant {
-        statement: code.lines().next().unwrap_or_default().to_owned(),
-        reason,
-    })
+    variant
+        .statement(code)
+        .map_err(|reason| Error::ClusterVariant {
+            statement: code.lines().next().unwrap_or_default().to_owned(),
+            reason,
+        })
 }
 
 fn strip_leading_comments(sql: &str) -> &str {
     let mut rest = sql.trim_start();
     while rest.starts_with("--") {
-        rest = rest.split_once('\n').map_or("", |(_, after)| after).trim_start();
+        rest = rest
+            .split_once('\n')
+            .map_or("", |(_, after)| after)
+            .trim_start();
     }
     rest
 }
@@ -166,7 +177,9 @@ impl Variant<'_> {
         } else if let Some(rest) = after_keywords(sql, &["INSERT", "INTO"]) {
             insert(sql, rest).map(|s| vec![s])
         } else {
-            Err("no cluster rule for this kind of statement (CREATE ... IF NOT EXISTS, ALTER TABLE and INSERT INTO have one)")
+            Err(
+                "no cluster rule for this kind of statement (CREATE ... IF NOT EXISTS, ALTER TABLE and INSERT INTO have one)",
+            )
         }
     }
 
@@ -271,14 +284,21 @@ impl Variant<'_> {
         for action in split_top_level(actions, b',') {
             let words: Vec<&str> = action.split_whitespace().collect();
             let upper: Vec<String> = words.iter().take(2).map(|w| w.to_uppercase()).collect();
-            in_settings = match (upper.first().map(String::as_str), upper.get(1).map(String::as_str)) {
+            in_settings = match (
+                upper.first().map(String::as_str),
+                upper.get(1).map(String::as_str),
+            ) {
                 (Some("MODIFY"), Some("SETTING")) => true,
                 // The next `name = value` of a MODIFY SETTING list.
                 (Some(_), Some("=")) if in_settings => true,
                 (Some("MODIFY"), Some("COLUMN")) => {
-                    let codec_only = words.get(3).is_some_and(|w| w.to_uppercase().starts_with("CODEC("));
+                    let codec_only = words
+                        .get(3)
+                        .is_some_and(|w| w.to_uppercase().starts_with("CODEC("));
                     if !codec_only {
-                        return Err("only codec changes of a column have a cluster rule (a type change must reach the Distributed table too)");
+                        return Err(
+                            "only codec changes of a column have a cluster rule (a type change must reach the Distributed table too)",
+                        );
                     }
                     false
                 }
@@ -304,48 +324,6 @@ fn insert(sql: &str, rest: &str) -> Rule<String> {
         return Err("an INSERT into a sharded table has no cluster rule");
     }
     Ok(sql.to_owned())
-}
-
-/// One clause after the column list of a CREATE TABLE: `ENGINE = …`, `ORDER BY …`, ….
-#[derive(Debug)]
-struct Clause<'a> {
-    keyword: &'static str,
-    text: &'a str,
-}
-
-const CLAUSE_KEYWORDS: &[&str] = &[
-    "ENGINE",
-    "PARTITION",
-    "PRIMARY",
-    "ORDER",
-    "SAMPLE",
-    "TTL",
-    "SETTINGS",
-    "COMMENT",
-];
-
-fn clauses(sql: &str) -> Rule<Vec<Clause<'_>>> {
-    let starts: Vec<(usize, &'static str)> = top_level_words(sql)
-        .iter()
-        .filter_map(|w| {
-            let keyword = CLAUSE_KEYWORDS.iter().find(|k| w.is(k))?;
-            Some((w.start, *keyword))
-        })
-        .collect();
-    if !sql[..starts.first().map_or(sql.len(), |s| s.0)].trim().is_empty() {
-        return Err("text between the column list and the first clause");
-    }
-    Ok(starts
-        .iter()
-        .enumerate()
-        .map(|(i, (start, keyword))| {
-            let end = starts.get(i + 1).map_or(sql.len(), |next| next.0);
-            Clause {
-                keyword,
-                text: sql[*start..end].trim(),
-            }
-        })
-        .collect())
 }
 
 /// `ENGINE = XMergeTree[(args)]` → `ENGINE = ReplicatedXMergeTree('<path>', '{replica}'[, args])`.
@@ -385,14 +363,4 @@ fn rename_settings(sql: &str) -> String {
     }
     out.push_str(&sql[copied..]);
     out
-}
-
-/// The column names of a column list `( … )` (index and projection lines excluded).
-fn column_names(columns: &str) -> Vec<&str> {
-    let inner = &columns[1..columns.len() - 1];
-    split_top_level(inner, b',')
-        .into_iter()
-        .filter_map(|entry| identifier(entry.trim_start_matches('`')).map(|(name, _)| name))
-        .filter(|name| !name.eq_ignore_ascii_case("INDEX") && !name.eq_ignore_ascii_case("PROJECTION"))
-        .collect()
 }

@@ -1,6 +1,7 @@
 //! The little lexing the cluster variant needs: which bytes of a statement are code (outside
 //! string literals, quoted identifiers and `--` comments) and at which parenthesis depth, so
-//! that a keyword inside a column comment or an engine argument is never taken for a clause.
+//! that a keyword inside a column comment or an engine argument is never taken for a clause;
+//! and the parts of a CREATE TABLE built on it (its clauses, its column names).
 
 /// A word (an identifier or keyword: ASCII letters, digits, `_`) at parenthesis depth 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +165,64 @@ pub(super) fn identifier(sql: &str) -> Option<(&str, &str)> {
     starts_well.then(|| trimmed.split_at(len))
 }
 
+/// One clause after the column list of a CREATE TABLE: `ENGINE = …`, `ORDER BY …`, ….
+#[derive(Debug)]
+pub(super) struct Clause<'a> {
+    pub(super) keyword: &'static str,
+    pub(super) text: &'a str,
+}
+
+const CLAUSE_KEYWORDS: &[&str] = &[
+    "ENGINE",
+    "PARTITION",
+    "PRIMARY",
+    "ORDER",
+    "SAMPLE",
+    "TTL",
+    "SETTINGS",
+    "COMMENT",
+];
+
+/// The clauses of `sql`, the text after a column list; text before the first clause is an error.
+pub(super) fn clauses(sql: &str) -> Result<Vec<Clause<'_>>, &'static str> {
+    let starts: Vec<(usize, &'static str)> = top_level_words(sql)
+        .iter()
+        .filter_map(|w| {
+            let keyword = CLAUSE_KEYWORDS.iter().find(|k| w.is(k))?;
+            Some((w.start, *keyword))
+        })
+        .collect();
+    if !sql[..starts.first().map_or(sql.len(), |s| s.0)]
+        .trim()
+        .is_empty()
+    {
+        return Err("text between the column list and the first clause");
+    }
+    Ok(starts
+        .iter()
+        .enumerate()
+        .map(|(i, (start, keyword))| {
+            let end = starts.get(i + 1).map_or(sql.len(), |next| next.0);
+            Clause {
+                keyword,
+                text: sql[*start..end].trim(),
+            }
+        })
+        .collect())
+}
+
+/// The column names of a column list `( … )` (index and projection lines excluded).
+pub(super) fn column_names(columns: &str) -> Vec<&str> {
+    let inner = &columns[1..columns.len() - 1];
+    split_top_level(inner, b',')
+        .into_iter()
+        .filter_map(|entry| identifier(entry.trim_start_matches('`')).map(|(name, _)| name))
+        .filter(|name| {
+            !name.eq_ignore_ascii_case("INDEX") && !name.eq_ignore_ascii_case("PROJECTION")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,7 +251,10 @@ mod tests {
 
     #[test]
     fn keywords_need_a_word_boundary() {
-        assert_eq!(after_keywords("ALTER  table x", &["ALTER", "TABLE"]), Some(" x"));
+        assert_eq!(
+            after_keywords("ALTER  table x", &["ALTER", "TABLE"]),
+            Some(" x")
+        );
         assert_eq!(after_keywords("ALTERED TABLE", &["ALTER"]), None);
         assert_eq!(identifier("  logs_1 (a)"), Some(("logs_1", " (a)")));
         assert_eq!(identifier("1logs"), None);

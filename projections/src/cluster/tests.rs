@@ -40,7 +40,12 @@ fn clauses_of(statement: &str) -> &str {
 fn the_single_server_variant_is_the_sql_as_written() {
     for m in MIGRATIONS {
         let ddl = migration_ddl(m, DB, None).expect("no cluster");
-        assert_eq!(ddl, m.statements().collect::<Vec<_>>(), "migration {}", m.version);
+        assert_eq!(
+            ddl,
+            m.statements().collect::<Vec<_>>(),
+            "migration {}",
+            m.version
+        );
     }
     assert_eq!(
         schema_migrations_ddl(DB, None).expect("record"),
@@ -116,10 +121,12 @@ fn small_tables_are_replicated_on_every_server_under_their_own_names() {
     );
     assert_eq!(
         schema_migrations_ddl(DB, Some(&cluster())).expect("record"),
-        ["CREATE TABLE IF NOT EXISTS schema_migrations ON CLUSTER 'logs_cluster'\n(\n    version UInt32 COMMENT 'Migration number',\n    name String COMMENT 'Migration name',\n    checksum String COMMENT 'SHA-256 of the migration SQL',\n    state LowCardinality(String) COMMENT 'started, then applied once every statement ran',\n    at DateTime64(3, 'UTC') DEFAULT now64(3) COMMENT 'When the state was recorded'\n)\n\
+        [
+            "CREATE TABLE IF NOT EXISTS schema_migrations ON CLUSTER 'logs_cluster'\n(\n    version UInt32 COMMENT 'Migration number',\n    name String COMMENT 'Migration name',\n    checksum String COMMENT 'SHA-256 of the migration SQL',\n    state LowCardinality(String) COMMENT 'started, then applied once every statement ran',\n    at DateTime64(3, 'UTC') DEFAULT now64(3) COMMENT 'When the state was recorded'\n)\n\
           ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{database}/schema_migrations', '{replica}')\n\
           ORDER BY (version, at)\n\
-          COMMENT 'Schema versions applied by logbus migrations'"]
+          COMMENT 'Schema versions applied by logbus migrations'"
+        ]
     );
     assert_eq!(
         create_database(DB, Some(&cluster())).expect("db"),
@@ -141,7 +148,9 @@ fn small_tables_are_replicated_on_every_server_under_their_own_names() {
 fn alters_run_on_the_storage_table_of_every_server() {
     assert_eq!(
         ddl_of(6),
-        ["ALTER TABLE logs_local ON CLUSTER 'logs_cluster' MODIFY SETTING min_compress_block_size = 16384, max_compress_block_size = 262144"]
+        [
+            "ALTER TABLE logs_local ON CLUSTER 'logs_cluster' MODIFY SETTING min_compress_block_size = 16384, max_compress_block_size = 262144"
+        ]
     );
     assert_eq!(
         ddl_of(5),
@@ -152,7 +161,9 @@ fn alters_run_on_the_storage_table_of_every_server() {
     );
     let comments = ddl_of(7);
     assert!(comments[0].starts_with("ALTER TABLE logs_local ON CLUSTER 'logs_cluster' COMMENT COLUMN ingest_batch 'Ingest batch that wrote the row: "));
-    assert!(comments[1].starts_with("ALTER TABLE ingest_batches ON CLUSTER 'logs_cluster' COMMENT COLUMN batch_id "));
+    assert!(comments[1].starts_with(
+        "ALTER TABLE ingest_batches ON CLUSTER 'logs_cluster' COMMENT COLUMN batch_id "
+    ));
     let projections = ddl_of(4);
     assert_eq!(
         projections[0],
@@ -214,7 +225,10 @@ fn every_statement_of_the_variant_is_clustered_and_replicated() {
     let single = MIGRATIONS
         .iter()
         .flat_map(|m| migration_ddl(m, DB, None).expect("single"))
-        .filter_map(|s| after_keywords(&s, &["CREATE", "TABLE", "IF", "NOT", "EXISTS"]).and_then(|r| identifier(r).map(|(n, _)| n.to_owned())))
+        .filter_map(|s| {
+            after_keywords(&s, &["CREATE", "TABLE", "IF", "NOT", "EXISTS"])
+                .and_then(|r| identifier(r).map(|(n, _)| n.to_owned()))
+        })
         .collect::<Vec<_>>();
     for table in single {
         let created = locals.contains(&table.as_str()) || distributed.iter().any(|d| d.0 == table);
@@ -250,7 +264,9 @@ fn statements_without_a_rule_are_refused() {
     .expect("variant");
     assert_eq!(
         ddl,
-        ["CREATE TABLE IF NOT EXISTS t ON CLUSTER 'logs_cluster'\n(a UInt8 COMMENT 'ENGINE = Memory, ORDER BY')\nENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{database}/t', '{replica}')\nORDER BY a"]
+        [
+            "CREATE TABLE IF NOT EXISTS t ON CLUSTER 'logs_cluster'\n(a UInt8 COMMENT 'ENGINE = Memory, ORDER BY')\nENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{database}/t', '{replica}')\nORDER BY a"
+        ]
     );
 }
 
@@ -271,9 +287,14 @@ fn the_script_lists_every_migration_in_order() {
     let mut at = 0;
     for m in MIGRATIONS {
         let header = format!("-- migration {}: {}\n", m.version, m.name);
-        let found = script[at..].find(&header).expect("each migration once, in order");
+        let found = script[at..]
+            .find(&header)
+            .expect("each migration once, in order");
         at += found + header.len();
     }
-    let statements = script.split("\n;\n").filter(|s| !s.trim().is_empty()).count();
+    let statements = script
+        .split("\n;\n")
+        .filter(|s| !s.trim().is_empty())
+        .count();
     assert_eq!(statements, all_ddl().len());
 }

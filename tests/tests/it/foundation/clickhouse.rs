@@ -245,7 +245,11 @@ async fn a_single_server_database_is_not_migrated_as_a_clusters() {
         "{error}"
     );
     let recorded = db.count("SELECT count() FROM schema_migrations").await;
-    assert_eq!(recorded, 2 * MIGRATIONS.len() as u64, "nothing was recorded");
+    assert_eq!(
+        recorded,
+        2 * MIGRATIONS.len() as u64,
+        "nothing was recorded"
+    );
     db.drop_database().await;
 }
 
