@@ -225,12 +225,9 @@ impl Retrier {
                 let report =
                     logbus_projections::migrate(&root, &clickhouse.database, options.clone())
                         .await?;
-                let retention = logbus_projections::ttl::apply(
-                    &database,
-                    retention,
-                    options.cluster.as_ref(),
-                )
-                .await?;
+                let retention =
+                    logbus_projections::ttl::apply(&database, retention, options.cluster.as_ref())
+                        .await?;
                 Ok((report, retention))
             })
             .await;

@@ -127,6 +127,22 @@ pub fn script(database: &str, cluster: Option<&Cluster>) -> Result<String> {
     Ok(out)
 }
 
+/// The cluster variant of one `ALTER TABLE` the code issues at run time (the retention's
+/// TTLs, [`crate::ttl`]): on the storage table, `ON CLUSTER`.
+pub fn alter_on_cluster(sql: &str, cluster: &Cluster) -> Result<String> {
+    let variant = Variant {
+        cluster: &cluster.name,
+        database: "",
+    };
+    after_keywords(sql, &["ALTER", "TABLE"])
+        .ok_or("not an ALTER TABLE")
+        .and_then(|rest| variant.alter(rest))
+        .map_err(|reason| Error::ClusterVariant {
+            statement: sql.lines().next().unwrap_or_default().to_owned(),
+            reason,
+        })
+}
+
 fn statement_ddl(sql: &str, database: &str, cluster: Option<&Cluster>) -> Result<Vec<String>> {
     validate_database_name(database)?;
     let Some(cluster) = cluster else {
@@ -302,7 +318,8 @@ impl Variant<'_> {
                     }
                     false
                 }
-                (Some("ADD" | "DROP" | "MATERIALIZE" | "CLEAR"), Some("PROJECTION" | "INDEX"))
+                (Some("MODIFY" | "REMOVE"), Some("TTL"))
+                | (Some("ADD" | "DROP" | "MATERIALIZE" | "CLEAR"), Some("PROJECTION" | "INDEX"))
                 | (Some("COMMENT"), Some("COLUMN")) => false,
                 _ => return Err("no cluster rule for this ALTER action"),
             };
