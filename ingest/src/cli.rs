@@ -26,7 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Print (or, with --apply, run) the SQL that creates the roles logbus_ingest,
     /// logbus_api and logbus_reader and the reader's settings profile (docs/operations.md).
-    Grants(GrantsArgs),
+    Grants(Box<GrantsArgs>),
     /// The schema migrations, without connecting to anything.
     Migrations {
         /// Print every statement the worker runs on a fresh --clickhouse-database (the
