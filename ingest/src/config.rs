@@ -6,6 +6,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use clap::Parser;
+use logbus_projections::Cluster;
 use logbus_projections::ttl::{self, Retention};
 use logbus_projections::window::{self, CreatedAtWindow};
 use logbus_runtime::{ClickHouseArgs, KafkaArgs};
@@ -54,6 +55,11 @@ pub struct IngestConfig {
     pub dlq_topic: String,
     #[command(flatten)]
     pub clickhouse: ClickHouseArgs,
+    /// Migrate (and write) for this ClickHouse cluster, its name in the servers'
+    /// remote_servers: ON CLUSTER DDL, Replicated*MergeTree tables, logs and logs_minute
+    /// sharded by user_id behind Distributed tables (docs/scaling.md). Unset: one server.
+    #[arg(long, env = "LOGBUS_CLICKHOUSE_CLUSTER", global = true)]
+    pub clickhouse_cluster: Option<String>,
     /// Flush a partition's batch when it holds this many rows.
     #[arg(long, env = "LOGBUS_BATCH_MAX_ROWS", default_value_t = DEFAULT_BATCH_MAX_ROWS)]
     pub batch_max_rows: usize,
@@ -167,6 +173,7 @@ impl IngestConfig {
             group_id: DEFAULT_GROUP_ID.to_owned(),
             dlq_topic: DEFAULT_DLQ_TOPIC.to_owned(),
             clickhouse,
+            clickhouse_cluster: None,
             batch_max_rows: DEFAULT_BATCH_MAX_ROWS,
             batch_max_bytes: DEFAULT_BATCH_MAX_BYTES,
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
@@ -221,8 +228,18 @@ impl IngestConfig {
             )));
         }
         logbus_projections::validate_database_name(&self.clickhouse.database)?;
+        self.cluster()?;
         self.fail_after()?;
         Ok(())
+    }
+
+    /// The ClickHouse cluster migrated and written to, if one is set.
+    pub fn cluster(&self) -> Result<Option<Cluster>, Error> {
+        Ok(self
+            .clickhouse_cluster
+            .as_deref()
+            .map(Cluster::new)
+            .transpose()?)
     }
 
     /// The accepted `created_at` window, relative to a message's time.
@@ -298,6 +315,10 @@ mod tests {
         config.created_at_max_age_days = MAX_AGE_DAYS_LIMIT + 1;
         assert!(config.validate().is_err());
         config.created_at_max_age_days = 0;
+        assert!(config.validate().is_ok());
+        config.clickhouse_cluster = Some("a'b".into());
+        assert!(config.validate().is_err());
+        config.clickhouse_cluster = Some("logs_cluster".into());
         assert!(config.validate().is_ok());
         assert_eq!(config.created_at_window().max_age_secs, None);
     }

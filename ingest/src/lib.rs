@@ -2,7 +2,8 @@
 //! with an exactly-once effect (see `docs/ingest.md` for the design and the argument).
 //!
 //! The entry point is [`Worker`]: `Worker::bind(config).await?.run(shutdown).await`. The
-//! `logbus-ingest` binary is only that, with flags parsed into an [`IngestConfig`].
+//! `logbus-ingest` binary is only that, with flags parsed into an [`IngestConfig`] (and
+//! `logbus-ingest migrations --print`, which prints [`migrations_script`]).
 //!
 //! # Layout
 //!
@@ -25,6 +26,7 @@
 //! - `retry`: backoff, transient-versus-data classification, shutdown give-up;
 //! - `store`: the ClickHouse calls;
 //! - `http` (/healthz, /readyz and the causes it combines, /metrics) and `metrics` (names, descriptions, recorder);
+//! - `cli`: the binary's command line (no subcommand: run; `migrations --print`: the SQL);
 //! - `grants`: `logbus-ingest grants`, the roles of least privilege printed or applied;
 //! - `config`, `error` and `source` (the named types everything speaks: `TopicPartition`,
 //!   `SourceMessage`, `Kind`).
@@ -35,6 +37,7 @@
 //! ClickHouse can show.
 
 mod batch;
+mod cli;
 mod config;
 mod consume;
 mod consumer;
@@ -52,6 +55,7 @@ mod store;
 mod worker;
 mod writer;
 
+pub use cli::{Cli, Command, migrations_script};
 pub use config::*;
 pub use error::Error;
 pub use logbus_runtime::{ClickHouseArgs, KafkaArgs};

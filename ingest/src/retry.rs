@@ -218,9 +218,14 @@ impl Retrier {
         &self,
         clickhouse: &logbus_runtime::ClickHouseArgs,
         retention: &Retention,
+        cluster: Option<logbus_projections::Cluster>,
     ) -> Result<bool, Error> {
         let root = clickhouse.server_client();
         let database = root.clone().with_database(&clickhouse.database);
+        let options = logbus_projections::MigrateOptions {
+            cluster,
+            ..Default::default()
+        };
         let classify_migration = |error: &logbus_projections::Error| match error {
             logbus_projections::Error::ClickHouse(_) => Failure::Transient,
             _ => Failure::Data,
@@ -228,9 +233,11 @@ impl Retrier {
         let migrated = self
             .run("migrate", Mode::Starting, classify_migration, || async {
                 let report =
-                    logbus_projections::migrate(&root, &clickhouse.database, Default::default())
+                    logbus_projections::migrate(&root, &clickhouse.database, options.clone())
                         .await?;
-                let retention = logbus_projections::ttl::apply(&database, retention).await?;
+                let retention =
+                    logbus_projections::ttl::apply(&database, retention, options.cluster.as_ref())
+                        .await?;
                 Ok((report, retention))
             })
             .await;

@@ -38,21 +38,26 @@ async fn bounded<T>(
 pub(crate) struct Store {
     client: Client,
     dedup_window_secs: u64,
+    /// `logs` is a Distributed table (docs/scaling.md): its inserts must reach the shards
+    /// before they are acknowledged.
+    clustered: bool,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("dedup_window_secs", &self.dedup_window_secs)
+            .field("clustered", &self.clustered)
             .finish_non_exhaustive()
     }
 }
 
 impl Store {
-    pub(crate) fn new(client: Client, dedup_window_secs: u64) -> Self {
+    pub(crate) fn new(client: Client, dedup_window_secs: u64, clustered: bool) -> Self {
         Self {
             client,
             dedup_window_secs,
+            clustered,
         }
     }
 
@@ -169,6 +174,13 @@ impl Store {
             .with_setting("deduplicate_blocks_in_dependent_materialized_views", "1")
             .with_setting("max_partitions_per_insert_block", "0")
             .with_timeouts(Some(INSERT_SEND_TIMEOUT), Some(INSERT_END_TIMEOUT));
+        if self.clustered {
+            // A background Distributed insert is acknowledged from the receiving server's
+            // queue: the batch would be committed before its rows reach a shard (and lost with
+            // that server's disk). In the foreground each shard's block carries the token, so
+            // a retry is dropped by every shard that already has its part of the batch.
+            insert = insert.with_setting("distributed_foreground_insert", "1");
+        }
         for row in rows {
             insert.write(row).await?;
         }

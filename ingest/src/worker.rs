@@ -95,13 +95,19 @@ async fn run_consuming(
         stop.clone(),
         Duration::from_millis(config.shutdown_timeout_ms),
     );
+    let cluster = config.cluster()?;
+    let clustered = cluster.is_some();
     if !retrier
-        .migrate(&config.clickhouse, &config.retention())
+        .migrate(&config.clickhouse, &config.retention(), cluster)
         .await?
     {
         return Ok(());
     }
-    let store = Store::new(config.clickhouse.client(), config.dedup_window_secs);
+    let store = Store::new(
+        config.clickhouse.client(),
+        config.dedup_window_secs,
+        clustered,
+    );
     let (consumer, rebalances) = crate::consumer::subscribe(&config)?;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &config.kafka.brokers)

@@ -36,4 +36,26 @@ pub enum Error {
 
     #[error("the database has migration {0}, newer than this build knows; upgrade logbus")]
     UnknownMigration(u32),
+
+    #[error(
+        "invalid cluster name {0:?}: use 1-64 ASCII letters, digits or '_', not starting with a digit"
+    )]
+    InvalidClusterName(String),
+
+    #[error("no cluster variant of the statement starting {statement:?}: {reason}")]
+    ClusterVariant {
+        statement: String,
+        reason: &'static str,
+    },
+
+    #[error(
+        "database {database} was migrated {} (schema_migrations is {engine}) but this run asked for {}",
+        if engine.starts_with("Replicated") { "for a cluster" } else { "for one server" },
+        match cluster { Some(c) => format!("cluster {c}"), None => "one server (no --clickhouse-cluster)".to_owned() }
+    )]
+    TopologyMismatch {
+        database: String,
+        engine: String,
+        cluster: Option<String>,
+    },
 }

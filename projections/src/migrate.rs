@@ -9,7 +9,22 @@ use clickhouse::{Client, Row};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::cluster::{self, Cluster};
 use crate::{Error, Result, tables, validate_database_name};
+
+/// The record of applied migrations, created before the first one (and transformed like the
+/// migrations in a cluster: [`crate::cluster`]).
+pub(crate) const SCHEMA_MIGRATIONS_DDL: &str = "CREATE TABLE IF NOT EXISTS schema_migrations
+(
+    version UInt32 COMMENT 'Migration number',
+    name String COMMENT 'Migration name',
+    checksum String COMMENT 'SHA-256 of the migration SQL',
+    state LowCardinality(String) COMMENT 'started, then applied once every statement ran',
+    at DateTime64(3, 'UTC') DEFAULT now64(3) COMMENT 'When the state was recorded'
+)
+ENGINE = MergeTree
+ORDER BY (version, at)
+COMMENT 'Schema versions applied by logbus migrations'";
 
 #[derive(Debug)]
 pub struct Migration {
@@ -61,9 +76,12 @@ impl Migration {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct MigrateOptions {
     pub resume_half_applied: bool,
+    /// Apply the cluster variant of every statement ([`crate::cluster`]) on this cluster;
+    /// `None`: one server, the SQL as written.
+    pub cluster: Option<Cluster>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -89,25 +107,22 @@ pub async fn migrate(
     options: MigrateOptions,
 ) -> Result<MigrationReport> {
     validate_database_name(database)?;
+    let cluster = options.cluster.as_ref();
+    // Every statement is derived before the first runs, so that a statement without a
+    // cluster rule stops the run before it changed anything.
+    let ddl = crate::MIGRATIONS
+        .iter()
+        .map(|m| cluster::migration_ddl(m, database, cluster))
+        .collect::<Result<Vec<_>>>()?;
+    check_topology(client, database, cluster).await?;
     client
-        .query(&format!("CREATE DATABASE IF NOT EXISTS `{database}`"))
+        .query(&cluster::create_database(database, cluster)?)
         .execute()
         .await?;
     let client = client.clone().with_database(database);
-    client
-        .query(&format!(
-            "CREATE TABLE IF NOT EXISTS {} (
-                version UInt32 COMMENT 'Migration number',
-                name String COMMENT 'Migration name',
-                checksum String COMMENT 'SHA-256 of the migration SQL',
-                state LowCardinality(String) COMMENT 'started, then applied once every statement ran',
-                at DateTime64(3, 'UTC') DEFAULT now64(3) COMMENT 'When the state was recorded'
-            ) ENGINE = MergeTree ORDER BY (version, at)
-            COMMENT 'Schema versions applied by logbus migrations'",
-            tables::SCHEMA_MIGRATIONS
-        ))
-        .execute()
-        .await?;
+    for statement in cluster::schema_migrations_ddl(database, cluster)? {
+        client.query(&statement).execute().await?;
+    }
 
     let recorded = client
         .query(&format!(
@@ -127,7 +142,7 @@ pub async fn migrate(
     }
 
     let mut report = MigrationReport::default();
-    for migration in MIGRATIONS {
+    for (migration, statements) in MIGRATIONS.iter().zip(&ddl) {
         let checksum = migration.checksum();
         match recorded.iter().find(|r| r.version == migration.version) {
             Some(r) if r.state == "applied" => {
@@ -151,7 +166,7 @@ pub async fn migrate(
             _ => {}
         }
         record(&client, migration, &checksum, "started").await?;
-        for statement in migration.statements() {
+        for statement in statements {
             client.query(statement).execute().await?;
         }
         record(&client, migration, &checksum, "applied").await?;
@@ -163,6 +178,28 @@ pub async fn migrate(
         report.applied.push(migration.version);
     }
     Ok(report)
+}
+
+/// A database migrated for one server must not be migrated as a cluster's, nor the other way
+/// round: its recorded migrations would be taken for applied ones. The record's engine tells
+/// which it was.
+async fn check_topology(client: &Client, database: &str, cluster: Option<&Cluster>) -> Result<()> {
+    let engine = client
+        .query("SELECT engine FROM system.tables WHERE database = ? AND name = ?")
+        .bind(database)
+        .bind(tables::SCHEMA_MIGRATIONS)
+        .fetch_optional::<String>()
+        .await?;
+    match engine {
+        Some(engine) if engine.starts_with("Replicated") != cluster.is_some() => {
+            Err(Error::TopologyMismatch {
+                database: database.to_owned(),
+                engine,
+                cluster: cluster.map(|c| c.name().to_owned()),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 async fn record(client: &Client, migration: &Migration, checksum: &str, state: &str) -> Result<()> {

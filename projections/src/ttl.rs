@@ -9,7 +9,7 @@
 
 use clickhouse::Client;
 
-use crate::{Result, tables};
+use crate::{Cluster, Result, tables};
 
 /// Days of raw logs kept by default.
 pub const DEFAULT_RAW_DAYS: u32 = 90;
@@ -85,15 +85,30 @@ pub fn plan(table: RetainedTable, days: u32, engine_full: &str) -> Option<String
 /// Brings `database`'s tables to `retention`; returns the statements it ran (none when they
 /// already had it). The TTL is checked against existing parts in the background (a mutation):
 /// this returns without waiting for it.
-pub async fn apply(client: &Client, retention: &Retention) -> Result<Vec<String>> {
+///
+/// On a `cluster` the TTL belongs to each shard's storage table (`logs_local`: a Distributed
+/// table has none), changed `ON CLUSTER`.
+pub async fn apply(
+    client: &Client,
+    retention: &Retention,
+    cluster: Option<&Cluster>,
+) -> Result<Vec<String>> {
     let mut applied = Vec::new();
     for (table, days) in retention.tables() {
+        let stored = match cluster {
+            Some(_) => crate::cluster::storage_table(table.table),
+            None => table.table.to_owned(),
+        };
         let engine_full = client
             .query("SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = ?")
-            .bind(table.table)
+            .bind(stored.as_str())
             .fetch_one::<String>()
             .await?;
         if let Some(statement) = plan(table, days, &engine_full) {
+            let statement = match cluster {
+                Some(cluster) => crate::cluster::alter_on_cluster(&statement, cluster)?,
+                None => statement,
+            };
             client.query(&statement).execute().await?;
             tracing::info!(table = table.table, days, %statement, "retention applied");
             applied.push(statement);

@@ -220,11 +220,36 @@ async fn half_applied_migration_is_detected_and_can_be_resumed() {
         &db.name,
         MigrateOptions {
             resume_half_applied: true,
+            ..Default::default()
         },
     )
     .await
     .expect("resume");
     assert_eq!(resumed.applied, vec![last.version]);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_single_server_database_is_not_migrated_as_a_clusters() {
+    let db = TestDatabase::migrated().await;
+    let root = clickhouse_client().await;
+    let options = MigrateOptions {
+        cluster: Some(logbus_projections::Cluster::new("logs_cluster").expect("valid")),
+        ..Default::default()
+    };
+    let error = migrate(&root, &db.name, options)
+        .await
+        .expect_err("the recorded migrations are a single server's");
+    assert!(
+        matches!(&error, logbus_projections::Error::TopologyMismatch { cluster: Some(c), .. } if c == "logs_cluster"),
+        "{error}"
+    );
+    let recorded = db.count("SELECT count() FROM schema_migrations").await;
+    assert_eq!(
+        recorded,
+        2 * MIGRATIONS.len() as u64,
+        "nothing was recorded"
+    );
     db.drop_database().await;
 }
 

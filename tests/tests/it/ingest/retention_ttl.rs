@@ -77,7 +77,9 @@ async fn rows_past_the_retention_leave_and_the_rest_stay() {
         raw_days: 90,
         rollup_days: 400,
     };
-    let applied = ttl::apply(&db.client, &retention).await.expect("applied");
+    let applied = ttl::apply(&db.client, &retention, None)
+        .await
+        .expect("applied");
     assert_eq!(
         applied,
         [
@@ -85,7 +87,9 @@ async fn rows_past_the_retention_leave_and_the_rest_stay() {
             "ALTER TABLE logs_minute MODIFY TTL minute + INTERVAL 400 DAY",
         ]
     );
-    let again = ttl::apply(&db.client, &retention).await.expect("applied");
+    let again = ttl::apply(&db.client, &retention, None)
+        .await
+        .expect("applied");
     assert!(
         again.is_empty(),
         "the same retention changes nothing: {again:?}"
@@ -110,6 +114,7 @@ async fn rows_past_the_retention_leave_and_the_rest_stay() {
             raw_days: 0,
             rollup_days: 0,
         },
+        None,
     )
     .await
     .expect("removed");
