@@ -164,4 +164,22 @@ mod tests {
         assert_eq!((retention.raw_days, retention.rollup_days), (90, 400));
         assert_eq!(retention.tables()[0].0, RAW);
     }
+
+    #[test]
+    fn on_a_cluster_the_ttls_change_every_servers_storage_tables() {
+        use crate::cluster::{Cluster, alter_on_cluster};
+        let cluster = || Cluster::new("logs_cluster").expect("valid name");
+        let raw = plan(RAW, 90, "MergeTree ORDER BY x").expect("a change");
+        assert_eq!(
+            alter_on_cluster(&raw, &cluster()).expect("variant"),
+            "ALTER TABLE logs_local ON CLUSTER 'logs_cluster' MODIFY TTL created_at + INTERVAL 90 DAY"
+        );
+        let removed =
+            plan(ROLLUP, 0, "MergeTree TTL minute + toIntervalDay(400)").expect("a change");
+        assert_eq!(
+            alter_on_cluster(&removed, &cluster()).expect("variant"),
+            "ALTER TABLE logs_minute_local ON CLUSTER 'logs_cluster' REMOVE TTL"
+        );
+        assert!(alter_on_cluster("DROP TABLE logs", &cluster()).is_err());
+    }
 }

@@ -298,23 +298,3 @@ fn the_script_lists_every_migration_in_order() {
         .count();
     assert_eq!(statements, all_ddl().len());
 }
-
-#[test]
-fn the_retention_ttls_change_the_storage_tables_of_every_server() {
-    let raw = crate::ttl::plan(crate::ttl::RAW, 90, "MergeTree ORDER BY x").expect("a change");
-    assert_eq!(
-        alter_on_cluster(&raw, &cluster()).expect("variant"),
-        "ALTER TABLE logs_local ON CLUSTER 'logs_cluster' MODIFY TTL created_at + INTERVAL 90 DAY"
-    );
-    let removed = crate::ttl::plan(
-        crate::ttl::ROLLUP,
-        0,
-        "MergeTree TTL minute + toIntervalDay(400)",
-    )
-    .expect("a change");
-    assert_eq!(
-        alter_on_cluster(&removed, &cluster()).expect("variant"),
-        "ALTER TABLE logs_minute_local ON CLUSTER 'logs_cluster' REMOVE TTL"
-    );
-    assert!(alter_on_cluster("DROP TABLE logs", &cluster()).is_err());
-}
