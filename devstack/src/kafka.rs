@@ -57,8 +57,19 @@ fn free_port() -> Result<u16> {
 }
 
 /// A random cluster id: 16 random bytes, URL-safe base64 without padding (what
-/// `kafka-storage.sh random-uuid` prints).
+/// `kafka-storage.sh random-uuid` prints). Like Kafka's own `Uuid.randomUuid`, never one that
+/// starts with `-`: the storage tool would read it as an option (`--cluster-id: expected one
+/// argument`), which failed a broker start about once in 64.
 fn random_cluster_id() -> String {
+    loop {
+        let id = random_base64_id();
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
+fn random_base64_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut bytes = [0u8; 16];
     for half in bytes.chunks_mut(8) {
@@ -496,5 +507,14 @@ mod tests {
             "{a}"
         );
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn cluster_ids_never_look_like_an_option() {
+        // About 1 in 64 raw ids starts with '-': 2,000 draws make a regression all but certain.
+        for _ in 0..2_000 {
+            let id = random_cluster_id();
+            assert!(!id.starts_with('-'), "{id}");
+        }
     }
 }
