@@ -59,6 +59,7 @@ pub const MIGRATIONS: &[Migration] = &[
         "retention_drops_parts",
         "0010_retention_drops_parts.sql"
     ),
+    migration!(11, "tail_index", "0011_tail_index.sql"),
 ];
 
 impl Migration {

@@ -12,6 +12,7 @@ use logbus_runtime::ClickHouseArgs;
 
 use crate::auth_throttle::ThrottleConfig;
 use crate::limits::Limits;
+use crate::tail::TailConfig;
 
 /// Default of `--listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -62,6 +63,9 @@ pub struct Config {
     #[command(flatten)]
     pub throttle: ThrottleConfig,
 
+    #[command(flatten)]
+    pub tail: TailConfig,
+
     /// new-api's base URL as this process reaches it (`http://new-api:3000`). When set, a
     /// request with new-api's `session` cookie and no `Authorization` is checked with new-api's
     /// `GET /api/user/self` (docs/adopting.md); unset, such a request is refused (401).
@@ -93,6 +97,7 @@ impl Config {
             query_timeout_secs: DEFAULT_QUERY_TIMEOUT_SECS,
             limits: Limits::default(),
             throttle: ThrottleConfig::default(),
+            tail: TailConfig::default(),
             newapi_url: None,
             newapi_timeout_ms: DEFAULT_NEWAPI_TIMEOUT_MS,
             export_timeout_secs: DEFAULT_EXPORT_TIMEOUT_SECS,

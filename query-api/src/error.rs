@@ -165,6 +165,8 @@ pub enum ApiError {
     DeleteIncomplete(#[from] DeleteIncomplete),
     #[error("too many failed authentications from this client")]
     AuthThrottled { retry_after: Duration },
+    #[error("too many live tails open (per user: {per_user}, at most {max})")]
+    TailLimit { per_user: bool, max: usize },
     #[error("no such route")]
     NotFound,
     #[error("method not allowed")]
@@ -204,7 +206,9 @@ impl ApiError {
             ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::AuthThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::AuthThrottled { .. } | ApiError::TailLimit { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -271,6 +275,14 @@ impl ApiError {
                     format!("Too many failed authentications, try again in {secs} s"),
                 )
             }
+            ApiError::TailLimit { per_user: true, max } => lang.pick(
+                format!("该用户的实时日志连接已达上限（{max} 个）：请先关闭其他实时日志页面"),
+                format!("this user already has {max} live tails open, the most allowed: close another first"),
+            ),
+            ApiError::TailLimit { per_user: false, max } => lang.pick(
+                format!("实时日志连接已达服务器上限（{max} 个），请稍后重试"),
+                format!("the server has {max} live tails open, the most allowed: try again later"),
+            ),
             ApiError::MethodNotAllowed => {
                 lang.pick("不支持的请求方法", "Method not allowed for this endpoint")
             }

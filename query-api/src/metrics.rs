@@ -29,6 +29,9 @@ pub mod names {
     pub const CACHE_HITS: &str = "logbus_api_identity_cache_hits_total";
     pub const CACHE_MISSES: &str = "logbus_api_identity_cache_misses_total";
     pub const AUTH_THROTTLED: &str = "logbus_api_auth_throttled_total";
+    pub const TAIL_STREAMS: &str = "logbus_api_tail_streams";
+    pub const TAIL_EVENTS: &str = "logbus_api_tail_events_total";
+    pub const TAIL_LAGGED: &str = "logbus_api_tail_lagged_total";
 
     /// Every name above (the dashboard's test checks its queries against them).
     pub const ALL: &[&str] = &[
@@ -40,6 +43,9 @@ pub mod names {
         CACHE_HITS,
         CACHE_MISSES,
         AUTH_THROTTLED,
+        TAIL_STREAMS,
+        TAIL_EVENTS,
+        TAIL_LAGGED,
     ];
 }
 
@@ -86,6 +92,15 @@ fn describe() {
     describe_counter!(
         names::AUTH_THROTTLED,
         "Credential checks answered 429 because the client address exceeded its budget of failed authentications"
+    );
+    describe_gauge!(names::TAIL_STREAMS, "Live tails open");
+    describe_counter!(
+        names::TAIL_EVENTS,
+        "Logs sent to live tails (one per log and client)"
+    );
+    describe_counter!(
+        names::TAIL_LAGGED,
+        "Live tails ended because the client fell further behind than the shared reader keeps"
     );
 }
 

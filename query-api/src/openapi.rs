@@ -9,7 +9,7 @@ use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{PathItem, RefOr};
 
-use crate::handlers::{data, export, logs, ops, retention, series, stat, token};
+use crate::handlers::{data, export, logs, ops, retention, series, stat, tail, token};
 use crate::params::{MAX_STRING_PARAM, TimeZone};
 use crate::views::{ErrorResponse, ErrorResponses, ExportFormat, Static};
 
@@ -109,6 +109,8 @@ impl utoipa::Modify for StringLimits {
         data::data_self,
         export::export_all,
         export::export_self,
+        tail::tail_all,
+        tail::tail_self,
         ops::healthz,
         ops::metrics,
         openapi_json

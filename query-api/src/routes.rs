@@ -18,7 +18,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::{self, Lang};
-use crate::handlers::{data, export, logs, ops, retention, series, stat, token};
+use crate::handlers::{data, export, logs, ops, retention, series, stat, tail, token};
 use crate::limits::Limits;
 use crate::metrics;
 use crate::openapi::openapi_json;
@@ -45,6 +45,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/data/self"),
     ("GET", "/api/log/stat/series"),
     ("GET", "/api/log/self/stat/series"),
+    ("GET", "/api/log/tail"),
+    ("GET", "/api/log/self/tail"),
 ];
 
 /// CORS for the public token endpoint only: any origin, preflight answered.
@@ -80,6 +82,8 @@ fn method_router(path: &str) -> MethodRouter<AppState> {
         "/api/log/self/stat/series" => get(series::series_self),
         "/api/log/export" => get(export::export_all),
         "/api/log/self/export" => get(export::export_self),
+        "/api/log/tail" => get(tail::tail_all),
+        "/api/log/self/tail" => get(tail::tail_self),
         "/healthz" => get(ops::healthz),
         "/metrics" => get(ops::metrics),
         "/openapi.json" => get(openapi_json),

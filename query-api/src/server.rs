@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::limits::Limits;
 use crate::routes::app;
 use crate::state::AppState;
+use crate::tail::Tail;
 
 /// The API bound to its listening socket, not yet serving.
 #[derive(Debug)]
@@ -30,6 +31,7 @@ pub struct Server {
     local_addr: SocketAddr,
     router: Router,
     limits: Limits,
+    tail: Tail,
 }
 
 impl Server {
@@ -43,6 +45,7 @@ impl Server {
         Ok(Server {
             listener,
             local_addr,
+            tail: state.tail().clone(),
             router: app(state, &config.limits),
             limits: config.limits.clone(),
         })
@@ -105,6 +108,8 @@ impl Server {
             });
         }
         drop(self.listener);
+        // Live tails never end by themselves: ended here, their clients reconnect elsewhere.
+        self.tail.close();
         graceful.shutdown().await;
         tracing::info!("logbus-query-api stopped");
         Ok(())

@@ -1,5 +1,5 @@
 //! The state the handlers share: the store, the identity cache, the failed-authentication
-//! throttle and the slot of the running delete.
+//! throttle, the slot of the running delete and the live tail.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -10,6 +10,7 @@ use crate::error::DeleteBusy;
 use crate::identity::IdentityCache;
 use crate::session::{NewApiSessions, SetupError};
 use crate::store::Store;
+use crate::tail::{Tail, TailConfig};
 
 /// Shared state of the handlers: cheap to clone.
 #[derive(Debug, Clone)]
@@ -24,6 +25,7 @@ struct Inner {
     retention_min_age_secs: u64,
     sessions: Option<NewApiSessions>,
     throttle: Arc<AuthThrottle>,
+    tail: Tail,
 }
 
 /// This process's delete slot, taken until dropped.
@@ -53,6 +55,7 @@ impl AppState {
         let inner = Arc::get_mut(&mut state.0).expect("not shared yet");
         inner.retention_min_age_secs = config.retention_min_age_secs;
         inner.throttle = Arc::new(AuthThrottle::new(&config.throttle));
+        inner.tail = Tail::new(inner.store.clone(), config.tail.clone());
         Ok(match &config.newapi_url {
             Some(url) if !url.trim().is_empty() => state.with_sessions(NewApiSessions::new(
                 url.trim(),
@@ -72,6 +75,7 @@ impl AppState {
             retention_min_age_secs: self.0.retention_min_age_secs,
             sessions: Some(sessions),
             throttle: self.0.throttle.clone(),
+            tail: self.0.tail.clone(),
         }))
     }
 
@@ -87,6 +91,7 @@ impl AppState {
     fn over(store: Store, identity_cache_ttl: Duration) -> Self {
         Self(Arc::new(Inner {
             identity: IdentityCache::new(store.clone(), identity_cache_ttl),
+            tail: Tail::new(store.clone(), TailConfig::default()),
             store,
             running_delete: Default::default(),
             retention_min_age_secs: DEFAULT_RETENTION_MIN_AGE_SECS,
@@ -102,6 +107,11 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    /// The live tail: its shared reader and its streams' limits.
+    pub fn tail(&self) -> &Tail {
+        &self.0.tail
     }
 
     pub fn identity(&self) -> &IdentityCache {

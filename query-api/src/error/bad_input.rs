@@ -62,6 +62,10 @@ pub enum BadInput {
     TargetInTheFuture { target: i64 },
     #[error("target_timestamp {target} is newer than {newest_allowed} and confirm is not set")]
     TargetTooRecent { target: i64, newest_allowed: i64 },
+    #[error("Last-Event-ID is not an event id of this API's tail")]
+    InvalidLastEventId,
+    #[error("Last-Event-ID is more than {horizon_secs} s from the tail's position")]
+    ResumeBeyondHorizon { horizon_secs: u64 },
 }
 
 fn shorten(value: &str) -> String {
@@ -122,6 +126,14 @@ impl BadInput {
                     "page beyond the pagination window: p × page_size may not exceed {max}; \
                      to read further, pass the previous page's next_cursor as cursor"
                 ),
+            ),
+            BadInput::InvalidLastEventId => lang.pick(
+                "请求头 Last-Event-ID 无效：请使用实时日志事件的 id，或不带它重新连接",
+                "the Last-Event-ID header is invalid: send the id of a tail event, or reconnect without it",
+            ),
+            BadInput::ResumeBeyondHorizon { horizon_secs } => lang.pick(
+                format!("Last-Event-ID 超出可续传范围（{horizon_secs} 秒）：请不带它重新连接，缺失的日志可在日志列表中查看"),
+                format!("Last-Event-ID is beyond the resume horizon ({horizon_secs} s): reconnect without it and read the missed logs from the log list"),
             ),
             BadInput::InvalidCursor => lang.pick(
                 "参数 cursor 无效：请使用上一页返回的 next_cursor",

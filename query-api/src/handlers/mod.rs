@@ -1,6 +1,6 @@
 //! The handlers, one file per endpoint family: [`logs`] (list and search), [`export`], [`stat`],
 //! [`series`] (the stat over time), [`data`] (new-api's dashboard), [`token`] (the public
-//! token endpoint), [`retention`] (the delete) and [`ops`] (health and the fallbacks). Each reads its typed parameters from [`crate::params`], queries through
+//! token endpoint), [`retention`] (the delete), [`tail`] (the live tail's Server-Sent Events) and [`ops`] (health and the fallbacks). Each reads its typed parameters from [`crate::params`], queries through
 //! [`crate::store`] and answers a [`crate::views`] object or an [`ApiError`].
 
 use axum::Json;
@@ -15,6 +15,7 @@ pub mod ops;
 pub mod retention;
 pub mod series;
 pub mod stat;
+pub mod tail;
 pub mod token;
 
 /// What every handler answers: the envelope of a success, or an error's envelope.

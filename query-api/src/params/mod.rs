@@ -3,7 +3,7 @@
 //! plain-text 400).
 //!
 //! The types the parser produces ([`Page`], [`LogFilter`], [`StatFilter`], [`Keyword`],
-//! [`TokenKey`], [`DeleteBefore`], [`DataRange`], [`DataUser`], [`SeriesQuery`], [`ExportOptions`], [`Pagination`] with [`CursorParam`]) are also what the OpenAPI document describes (they derive
+//! [`TokenKey`], [`DeleteBefore`], [`DataRange`], [`DataUser`], [`SeriesQuery`], [`ExportOptions`], [`Pagination`] with [`CursorParam`], the tail's [`TailCursor`] and [`LastEventId`]) are also what the OpenAPI document describes (they derive
 //! or implement `IntoParams`), so the document lists exactly the parameters that are read.
 //! Turning filters into SQL is [`crate::sql`]'s job.
 
@@ -22,6 +22,7 @@ mod delete;
 mod export;
 mod pattern;
 mod series;
+mod tail_cursor;
 
 pub use cursor::{Cursor, CursorParam, MAX_WINDOW, Pagination};
 pub use dashboard::{DataRange, DataUser, SELF_MAX_SPAN_SECS};
@@ -31,6 +32,7 @@ pub use pattern::Match;
 pub use series::{
     Dimension, Interval, MAX_GROUP_BY, MAX_TOP, SeriesFilter, SeriesOptions, SeriesQuery, TimeZone,
 };
+pub use tail_cursor::{LastEventId, TailCursor};
 
 /// Longest accepted string parameter, in characters.
 pub const MAX_STRING_PARAM: usize = 1024;

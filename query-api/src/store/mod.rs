@@ -2,7 +2,7 @@
 //! logs, stat), [`export`] (the cursor of an export), [`stat_plan`] (the pure planner of the stat's quota tiers), [`dashboard`]
 //! (new-api's hourly `/api/data` rows), [`series_plan`] and [`series`] (the time series: pure
 //! planner, then the run and fold), [`retention`] (the delete, with [`retention_plan`], its pure plan, and [`retention_lock`], the lock across replicas) and [`identities`] (the users
-//! and tokens authentication looks up). Values always
+//! and tokens authentication looks up) and [`tail`] (the live tail's reads). Values always
 //! travel as server-side query parameters (see [`crate::sql`]), never inside the SQL text.
 
 use std::future::Future;
@@ -25,6 +25,7 @@ pub mod retention_plan;
 pub mod series;
 pub mod series_plan;
 pub mod stat_plan;
+pub mod tail;
 
 pub use export::LogRows;
 pub use logs::{ListPage, RATE_WINDOW_SECS, SEARCH_LIMIT, Stat, TOKEN_LOGS_LIMIT};
