@@ -25,7 +25,7 @@ fn event(item: TailItem, sequence: &mut u64, view: View) -> Event {
             counter!(names::TAIL_EVENTS).increment(1);
             Event::default()
                 .id(cursor.to_string())
-                .json_data(LogItem::new(row, *sequence, view))
+                .json_data(LogItem::new(*row, *sequence, view))
                 // A row always serializes; should one not, the stream goes on without it.
                 .unwrap_or_else(|_| Event::default().comment("a row could not be encoded"))
         }

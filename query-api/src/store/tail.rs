@@ -122,12 +122,10 @@ impl Conditions {
 }
 
 impl Store {
-    /// The server's clock in milliseconds, less `settle_ms`: where a new shared reader starts.
-    pub async fn tail_start(&self, settle_ms: i64) -> Result<i64, DbError> {
-        let query = self
-            .client
-            .query("SELECT toUnixTimestamp64Milli(now64(3)) - ?")
-            .bind(settle_ms);
+    /// The server's clock in milliseconds: where a new shared reader starts (rows that were
+    /// queryable before it are the lists' business, not the tail's).
+    pub async fn tail_start(&self) -> Result<i64, DbError> {
+        let query = self.client.query("SELECT toUnixTimestamp64Milli(now64(3))");
         self.timed("tail_start", query.fetch_one::<i64>()).await
     }
 

@@ -147,7 +147,7 @@ impl Tail {
 
     /// A receiver of every batch the reader sends from now on, and the reader's position at
     /// this moment: the batches received hold exactly the rows after it. Starts the reader
-    /// (at the server's clock less the settle time) when none runs.
+    /// (at the server's clock) when none runs.
     pub async fn subscribe(
         &self,
     ) -> Result<(broadcast::Receiver<Arc<Batch>>, TailCursor), DbError> {
@@ -155,8 +155,7 @@ impl Tail {
         let position = match reader.position {
             Some(position) => position,
             None => {
-                let settle_ms = self.0.config.settle_ms();
-                let start = TailCursor::at(self.0.store.tail_start(settle_ms).await?);
+                let start = TailCursor::at(self.0.store.tail_start().await?);
                 reader.position = Some(start);
                 tokio::spawn(self.clone().read());
                 start

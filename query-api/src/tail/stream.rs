@@ -21,7 +21,8 @@ const CATCH_UP_PAGE: u64 = 1_000;
 /// What a tail stream yields.
 #[derive(Debug)]
 pub enum TailItem {
-    Row(TailCursor, LogRow),
+    /// Boxed: a row is large next to `Lagged`, and streams hold one item at a time anyway.
+    Row(TailCursor, Box<LogRow>),
     /// The client fell further behind than the reader keeps: the stream ends here, and a
     /// reconnect with the last row's cursor resumes without a gap.
     Lagged,
@@ -130,7 +131,7 @@ impl TailStream {
                     let complete = (rows.len() as u64) < CATCH_UP_PAGE;
                     for (cursor, row) in rows {
                         caught_up = cursor;
-                        yield TailItem::Row(cursor, row);
+                        yield TailItem::Row(cursor, Box::new(row));
                     }
                     if complete {
                         break;
@@ -152,7 +153,7 @@ impl TailStream {
                 match next {
                     Next::Batch(batch) => {
                         for (cursor, row) in pick(&batch, &filter, &mut last) {
-                            yield TailItem::Row(*cursor, row.clone());
+                            yield TailItem::Row(*cursor, Box::new(row.clone()));
                         }
                     }
                     Next::Lagged => {

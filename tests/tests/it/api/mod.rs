@@ -1,6 +1,6 @@
 //! The query API over a store filled through the real ingest path: lists, search, stats,
 //! token lookup, the retention delete (its guards, lock and partial failure in `retention`),
-//! new-api's dashboard data, the time series, schemathesis over the OpenAPI document and the
+//! new-api's dashboard data, the time series, the live tail, schemathesis over the OpenAPI document and the
 //! service's own metrics.
 
 mod auth;
@@ -18,3 +18,4 @@ mod search;
 mod series;
 mod session;
 mod stat;
+mod tail;
