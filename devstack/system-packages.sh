@@ -7,12 +7,13 @@
 #   docker-compose                                        the compose file's validation test
 #   postgresql                                            the benchmark's baseline (bench/), the bridge's tests
 #   mariadb-server                                        the bridge's tests (a MySQL-dialect new-api source)
+#   chromium                                              the web console's browser test (headless)
 #   openjdk-17-jre-headless, maven                        Apache Kafka (devstack/kafka/pom.xml),
 #                                                         only if `java` / `mvn` are not on PATH
 # Needs root or sudo when something is missing.
 set -euo pipefail
 PACKAGES=(build-essential pkg-config zlib1g-dev libssl-dev python3-venv curl ca-certificates
-    docker-compose postgresql mariadb-server)
+    docker-compose postgresql mariadb-server chromium)
 # Java and Maven may come from elsewhere (JAVA_HOME, an SDK manager): the packages only if absent.
 command -v "${JAVA_HOME:+$JAVA_HOME/bin/}java" >/dev/null || PACKAGES+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || PACKAGES+=(maven)

@@ -17,6 +17,7 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::console;
 use crate::error::{self, Lang};
 use crate::handlers::{data, export, logs, ops, retention, series, stat, tail, token};
 use crate::limits::Limits;
@@ -118,7 +119,9 @@ pub fn app(state: AppState, limits: &Limits) -> Router {
             .route(path, method_router(path))
             .route(&twin, method_router(path));
     }
+    // The console's files are not API routes: they are neither in ROUTES nor in the document.
     let router = router
+        .merge(console::router())
         .method_not_allowed_fallback(ops::method_not_allowed)
         .fallback(ops::not_found);
     limits
