@@ -78,8 +78,10 @@ accepted || die "the query API does not accept the demo token: see $LOGS/logbus-
 log "running: logbus-ingest, logbus-query-api, logbus-gen (stop with make down)"
 cat <<EOF
   query API        $API   (OpenAPI: $API/openapi.json)
+  web console      $API/ui/   (sign in as user 1 with the token below: live tail, usage charts)
   ingest metrics   $INGEST/metrics
   demo admin       user 1, access token $TOKEN
   try:             curl -s -H 'Authorization: Bearer $TOKEN' -H 'New-Api-User: 1' '$API/api/log/?page_size=5'
                    curl -s -H 'Authorization: Bearer $TOKEN' -H 'New-Api-User: 1' '$API/api/log/stat'
+                   curl -sN -H 'Authorization: Bearer $TOKEN' -H 'New-Api-User: 1' '$API/api/log/tail'
 EOF
