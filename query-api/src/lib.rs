@@ -4,9 +4,9 @@
 //! [`routes`] until shutdown; tests bind port 0 and read [`Server::local_addr`] in between.
 //! The endpoints, their differences from new-api and the code layout (which module holds
 //! which behaviour) are described in docs/api.md. Imports go one way, each module using only
-//! modules to its right: `server`, `routes`, `console`, `openapi`, `handlers`, `auth`, `state`, `tail`,
-//! `auth_throttle`, `identity`, `store`, `sql`, `params`, `error`, `views`, `metrics` (and
-//! `config`, which uses only `limits`, `auth_throttle` and `tail`'s flags).
+//! modules to its right: `server`, `routes`, `console`, `openapi`, `handlers`, `auth`,
+//! `state`, `tail`, `auth_throttle`, `identity`, `store`, `sql`, `params`, `error`, `views`,
+//! `metrics` (and `config`, which uses only `limits`, `auth_throttle` and `tail`'s flags).
 
 pub mod auth;
 pub mod auth_throttle;

@@ -13,6 +13,8 @@ let session = null;
 let tail = null;
 let chart = null;
 let received = 0;
+// The table's columns for the signed-in role, set at sign-in (every row uses them).
+let tableColumns = [];
 
 // Columns of the tail table: [heading, value of a row, css class]; the user view has no
 // channel or ip (the API hides them from users as the user list does).
@@ -51,9 +53,10 @@ function showSignedIn() {
   for (const element of document.querySelectorAll("[data-admin]")) {
     element.hidden = !session.admin;
   }
+  tableColumns = tailColumns();
   const head = $("tail-head");
   head.replaceChildren(
-    ...tailColumns().map(([heading]) => {
+    ...tableColumns.map(([heading]) => {
       const th = document.createElement("th");
       th.textContent = heading;
       return th;
@@ -106,7 +109,7 @@ function addRow(log, cursor) {
   tr.className = "fresh";
   tr.dataset.cursor = cursor;
   tr.dataset.requestId = log.request_id || "";
-  for (const [, value, css] of tailColumns()) {
+  for (const [, value, css] of tableColumns) {
     const td = document.createElement("td");
     td.textContent = value(log) ?? "";
     if (css) td.className = css;

@@ -90,25 +90,31 @@ async fn eval<T: DeserializeOwned>(page: &Page, script: &str) -> T {
         .unwrap_or_else(|e| panic!("{script}: {e}"))
 }
 
+/// Types `text` into the field `selector`, as a user would.
+async fn fill(page: &Page, selector: &str, text: &str) {
+    page.find_element(selector)
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{selector} focused: {e}"))
+        .type_str(text)
+        .await
+        .unwrap_or_else(|e| panic!("{selector} typed into: {e}"));
+}
+
+/// The headings of the tail's table.
+async fn tail_headings(page: &Page) -> Vec<String> {
+    eval(
+        page,
+        "Array.from(document.querySelectorAll('#tail-head th')).map((th) => th.textContent)",
+    )
+    .await
+}
+
 async fn sign_in(page: &Page, caller: Caller) {
-    page.find_element("#user-id")
-        .await
-        .expect("the sign-in form")
-        .click()
-        .await
-        .expect("focus")
-        .type_str(caller.id.to_string())
-        .await
-        .expect("typed");
-    page.find_element("#access-token")
-        .await
-        .expect("the token field")
-        .click()
-        .await
-        .expect("focus")
-        .type_str(caller.token)
-        .await
-        .expect("typed");
+    fill(page, "#user-id", &caller.id.to_string()).await;
+    fill(page, "#access-token", caller.token).await;
     page.find_element("#signin button[type=submit]")
         .await
         .expect("the sign-in button")
@@ -151,10 +157,6 @@ async fn assert_no_page_errors(page: &Page) {
     assert!(errors.is_empty(), "the page reported {errors:?}");
 }
 
-fn request_ids(logs: &[LogEvent]) -> BTreeSet<String> {
-    logs.iter().filter_map(|l| l.request_id.clone()).collect()
-}
-
 #[tokio::test]
 async fn the_console_signs_in_charts_usage_and_tails_rows_published_to_kafka() {
     let _heavy = heavy_test().await;
@@ -171,11 +173,7 @@ async fn the_console_signs_in_charts_usage_and_tails_rows_published_to_kafka() {
     let url = format!("{}/ui/", api.base);
     let admin = console.open(&url).await;
     sign_in(&admin, ADMIN).await;
-    let headings: Vec<String> = eval(
-        &admin,
-        "Array.from(document.querySelectorAll('#tail-head th')).map((th) => th.textContent)",
-    )
-    .await;
+    let headings = tail_headings(&admin).await;
     assert!(headings.iter().any(|h| h == "user") && headings.iter().any(|h| h == "ip"));
     eventually("the usage chart", SHOWN, || async {
         eval::<bool>(
@@ -208,23 +206,13 @@ async fn the_console_signs_in_charts_usage_and_tails_rows_published_to_kafka() {
     let status: String = eval(&admin, "document.getElementById('tail-status').textContent").await;
     assert!(status.contains("8 rows received"), "{status:?}");
 
-    let alice_want = request_ids(
-        &published
-            .iter()
-            .filter(|l| l.user_id == ALICE.id)
-            .cloned()
-            .collect::<Vec<_>>(),
-    );
+    let alice_want = request_ids(published.iter().filter(|l| l.user_id == ALICE.id));
     let alice_shown = wait_for_rows(&alice, &alice_want).await;
     assert_eq!(
         alice_shown.iter().cloned().collect::<BTreeSet<_>>(),
         alice_want
     );
-    let alice_headings: Vec<String> = eval(
-        &alice,
-        "Array.from(document.querySelectorAll('#tail-head th')).map((th) => th.textContent)",
-    )
-    .await;
+    let alice_headings = tail_headings(&alice).await;
     assert!(
         !alice_headings
             .iter()

@@ -138,13 +138,6 @@ impl TailClient {
     }
 }
 
-fn request_ids(events: &[LogEvent]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e.request_id.clone().expect("request_id"))
-        .collect()
-}
-
 /// `n` logs alternating between Alice and Bob, stamped now.
 fn fresh_logs(n: usize) -> Vec<LogEvent> {
     (0..n)
@@ -186,7 +179,7 @@ async fn rows_published_during_a_tail_arrive_once_each_in_order() {
     let rows = admin.rows(published.len()).await;
     assert_once_in_order(&rows);
     let got: BTreeSet<String> = rows.iter().map(Delivered::request_id).collect();
-    let want: BTreeSet<String> = request_ids(&published).into_iter().collect();
+    let want = request_ids(&published);
     assert_eq!(
         got, want,
         "the admin's tail is exactly what was published meanwhile"
@@ -256,8 +249,7 @@ async fn a_reconnect_with_last_event_id_resumes_without_gaps_or_duplicates() {
         all.extend(rest);
         assert_once_in_order(&all);
         let got: BTreeSet<String> = all.iter().map(Delivered::request_id).collect();
-        let mut want: BTreeSet<String> = request_ids(&early).into_iter().collect();
-        want.extend(request_ids(&late));
+        let want = request_ids(early.iter().chain(&late));
         assert_eq!(
             got, want,
             "keep_reader {keep_reader}: resumed without a gap"

@@ -93,6 +93,15 @@ pub(crate) fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// The request ids of `logs` (every log of [`log`] has one).
+pub(crate) fn request_ids<'a>(
+    logs: impl IntoIterator<Item = &'a LogEvent>,
+) -> std::collections::BTreeSet<String> {
+    logs.into_iter()
+        .map(|log| log.request_id.clone().expect("a log with a request id"))
+        .collect()
+}
+
 /// A consumption log of `user` at `created_at` with a fresh event id.
 pub(crate) fn log(created_at: i64, user: Caller) -> LogEvent {
     let (username, token_id, token_name) = match user.id {
