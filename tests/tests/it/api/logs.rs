@@ -473,9 +473,12 @@ async fn bad_input_never_500_and_openapi_lists_every_route() {
             None => format!("{path}/"),
         };
         for p in [path.to_string(), twin] {
-            // The exports answer files, not JSON: a bad format gets their envelope instead.
+            // The exports answer files and the tails a stream that lasts minutes, not JSON:
+            // a bad parameter gets their envelope instead (api/tail.rs reads the streams).
             let p = if path.ends_with("/export") {
                 format!("{p}?format=bogus")
+            } else if path.ends_with("/tail") {
+                format!("{p}?type=abc")
             } else {
                 p
             };
