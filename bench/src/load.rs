@@ -10,15 +10,14 @@ mod report;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::data::{self, Generator, Shape};
-use crate::logbus;
+use crate::background::{BackgroundIngest, Target};
+use crate::data::Shape;
 use crate::queries::Http;
 use mix::{Endpoint, Kind, Schedule, Tally, Vocabulary};
 pub(crate) use report::report_section;
@@ -118,89 +117,28 @@ pub(crate) async fn measure(
     db: &str,
     r: &mut LoadRun,
 ) -> Result<()> {
-    let run_id = format!("{}", crate::now_unix() as u64);
-    let topics = [
-        format!("bench.load.logs.{run_id}"),
-        format!("bench.load.identity.{run_id}"),
-        format!("bench.load.dlq.{run_id}"),
-    ];
-    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    logbus::create_topics(&cfg.brokers, &topic_refs, cfg.partitions).await?;
-    let result = with_topics(cfg, shape, http, ch, work_dir, db, &topics, r).await;
-    if let Err(e) = logbus::delete_topics(&cfg.brokers, &topic_refs).await {
-        eprintln!("bench: deleting the load topics: {e:#}");
-    }
-    result
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn with_topics(
-    cfg: &crate::Config,
-    shape: &Shape,
-    http: &Http,
-    ch: &clickhouse::Client,
-    work_dir: &Path,
-    db: &str,
-    topics: &[String; 3],
-    r: &mut LoadRun,
-) -> Result<()> {
-    let [logs_topic, identity_topic, dlq_topic] = topics;
-    let log = work_dir.join("load-ingest.log");
-    let mut worker = logbus::spawn_service(
-        &logbus::release_bin("logbus-ingest"),
-        &[
-            ("LOGBUS_KAFKA_BROKERS", cfg.brokers.clone()),
-            ("LOGBUS_GROUP_ID", format!("bench-load-{logs_topic}")),
-            ("LOGBUS_LOGS_TOPIC", logs_topic.clone()),
-            ("LOGBUS_IDENTITY_TOPIC", identity_topic.clone()),
-            ("LOGBUS_DLQ_TOPIC", dlq_topic.clone()),
-            (
-                "LOGBUS_CLICKHOUSE_URL",
-                cfg.clickhouse_url.clone().unwrap_or_default(),
-            ),
-            ("LOGBUS_CLICKHOUSE_DATABASE", db.to_owned()),
-            ("LOGBUS_HTTP_ADDR", INGEST_HTTP_ADDR.to_owned()),
-        ],
-        &log,
-    )?;
-    let probe = reqwest::Client::new();
-    let readyz = format!("http://{INGEST_HTTP_ADDR}/readyz");
-    worker
-        .wait_ready("logbus-ingest /readyz", Duration::from_secs(60), || {
-            let (probe, readyz) = (probe.clone(), readyz.clone());
-            async move {
-                probe
-                    .get(readyz)
-                    .send()
-                    .await
-                    .is_ok_and(|a| a.status().is_success())
-            }
-        })
-        .await
-        .with_context(|| format!("the load's ingest worker: see {}", log.display()))?;
-
     let api: std::net::SocketAddr = http
         .base
         .trim_start_matches("http://")
         .parse()
         .context("the API's address")?;
     let api_port = api.port();
+    let target = Target {
+        brokers: &cfg.brokers,
+        partitions: cfg.partitions,
+        clickhouse_url: cfg.clickhouse_url.as_deref().unwrap_or_default(),
+        db,
+        http_addr: INGEST_HTTP_ADDR,
+        name: "load",
+    };
+    let shape = Shape {
+        seed: cfg.seed + 3,
+        ..shape.clone()
+    };
+    let rate = r.target_rate;
+    let mut ingest = BackgroundIngest::start(&target, &shape, rate, ch, work_dir).await?;
     // Connections that were open before the load (the suite's own client) are not the load's.
     let before = mix::client_ports(&proc_net_tcp(), api_port);
-    let rows_before = logbus::count(ch, "logs").await?;
-
-    let rate = r.target_rate;
-    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
-    let sent = Arc::new(AtomicU64::new(0));
-    let producer = {
-        let (brokers, topic) = (cfg.brokers.clone(), logs_topic.clone());
-        let (stop, sent) = (stop.0.clone(), sent.clone());
-        let shape = Shape {
-            seed: cfg.seed + 3,
-            ..shape.clone()
-        };
-        std::thread::spawn(move || publish(&brokers, &topic, shape, rate, &stop, &sent))
-    };
 
     let vocabulary = Arc::new(Vocabulary {
         users: shape.users,
@@ -239,7 +177,7 @@ async fn with_topics(
             (open_min, open_max) = (open_min.min(open), open_max.max(open));
             sample_at += Duration::from_secs(1);
         }
-        worker.check_running()?;
+        ingest.check_running()?;
     }
     let mut tallies: Vec<Tally> = (0..Kind::ALL.len()).map(|_| Tally::default()).collect();
     for per_connection in all.await? {
@@ -250,37 +188,28 @@ async fn with_topics(
         }
     }
     r.secs = start.elapsed().as_secs_f64();
-    r.published = sent.load(Ordering::Relaxed);
-    r.ingested = logbus::count(ch, "logs").await?.saturating_sub(rows_before);
+    r.published = ingest.published();
+    r.ingested = ingest.ingested(ch).await?;
     (r.open_min, r.open_max) = (open_min.min(open_max), open_max);
     r.connections = cfg.load.load_connections;
     r.endpoints = mix::summarize(tallies);
 
-    drop(stop);
-    let total = producer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the load's producer panicked"))??;
-    let window_end = Instant::now();
     // A minute, plus the backlog at the ingest measurement's rate (the worker catches up much
     // faster than it writes under load).
     r.catch_up_limit_secs = 60 + (r.published.saturating_sub(r.ingested)) / 10_000;
-    let catch_up = window_end + Duration::from_secs(r.catch_up_limit_secs);
-    while Instant::now() < catch_up {
-        if logbus::count(ch, "logs").await? >= rows_before + r.published {
-            r.caught_up_secs = Some(window_end.elapsed().as_secs_f64());
-            break;
-        }
-        worker.check_running()?;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let finished = ingest
+        .finish(ch, Duration::from_secs(r.catch_up_limit_secs))
+        .await?;
+    r.caught_up_secs = finished.caught_up_secs;
     eprintln!(
-        "bench: load {} connections × {:.1} s: {:.0} req/s, {} errors; published {:.0} events/s (target {rate:.0}), {:.0} rows/s counted; {total} events in all",
+        "bench: load {} connections × {:.1} s: {:.0} req/s, {} errors; published {:.0} events/s (target {rate:.0}), {:.0} rows/s counted; {} events in all",
         r.connections,
         r.secs,
         r.requests() as f64 / r.secs,
         r.errors(),
         r.published as f64 / r.secs,
         r.ingested as f64 / r.secs,
+        finished.published,
     );
     for e in &r.endpoints {
         eprintln!(
@@ -293,17 +222,7 @@ async fn with_topics(
             e.first_error.as_deref().unwrap_or("")
         );
     }
-    worker.stop(Duration::from_secs(25)).await?;
     Ok(())
-}
-
-/// Stops the producer thread when the measurement ends, by an error too.
-struct StopOnDrop(Arc<AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
 }
 
 /// One client: requests of the mix one after the other until `deadline`, on one connection;
@@ -329,37 +248,6 @@ async fn connection(
         tallies[kind as usize].record(t.elapsed().as_secs_f64() * 1000.0, result);
     }
     (tallies, conn.opened)
-}
-
-/// Publishes events of `shape`'s mix stamped with the current time at `rate` per second until
-/// `stop`, counting them in `sent`; returns how many were published (all flushed).
-fn publish(
-    brokers: &str,
-    topic: &str,
-    shape: Shape,
-    rate: f64,
-    stop: &AtomicBool,
-    sent: &AtomicU64,
-) -> Result<u64> {
-    let p = logbus::producer(brokers)?;
-    let mut generator = Generator::with_shape(shape);
-    let mut rng = StdRng::seed_from_u64(0x10ad);
-    let start = Instant::now();
-    let mut n = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        let due = (start.elapsed().as_secs_f64() * rate) as u64;
-        while n < due {
-            let mut row = generator.row(crate::now_unix() as u32);
-            // Ids of their own: the worker drops an event whose id it has already stored.
-            row.event_id = data::new_event_id(&mut rng);
-            logbus::send(&p, topic, &row.user_id.to_string(), &data::event_json(&row));
-            n += 1;
-            sent.store(n, Ordering::Relaxed);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    logbus::flush(&p)?;
-    Ok(n)
 }
 
 fn proc_net_tcp() -> String {

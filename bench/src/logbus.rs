@@ -125,6 +125,44 @@ pub(crate) fn spawn_service_with_args(
     Ok(Process::spawn(&name, &mut cmd, log)?)
 }
 
+/// A `logbus-query-api` child on `port` over `db` (with `extra` environment), returned once it
+/// answers.
+pub(crate) async fn start_query_api(
+    port: u16,
+    clickhouse_url: &str,
+    db: &str,
+    extra: &[(&str, String)],
+    log: &Path,
+) -> Result<Process> {
+    let mut envs = vec![
+        ("LOGBUS_API_LISTEN", format!("127.0.0.1:{port}")),
+        ("LOGBUS_CLICKHOUSE_URL", clickhouse_url.to_owned()),
+        ("LOGBUS_CLICKHOUSE_DATABASE", db.to_owned()),
+    ];
+    envs.extend(extra.iter().cloned());
+    let mut api = spawn_service(&release_bin("logbus-query-api"), &envs, log)?;
+    let client = reqwest::Client::new();
+    let ready = Instant::now();
+    while client
+        .get(format!("http://127.0.0.1:{port}/api/status"))
+        .send()
+        .await
+        .is_err()
+    {
+        anyhow::ensure!(
+            api.exited().is_none(),
+            "logbus-query-api exited: see {}",
+            log.display()
+        );
+        anyhow::ensure!(
+            ready.elapsed() < Duration::from_secs(30),
+            "logbus-query-api did not listen in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(api)
+}
+
 pub(crate) fn release_bin(name: &str) -> PathBuf {
     let root = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());

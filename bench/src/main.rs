@@ -1,6 +1,7 @@
 //! logbus-bench: the benchmark suite of logbus against new-api's PostgreSQL `logs` table, on
 //! the local stack (`make up`). See bench/README.md.
 
+mod background;
 mod bridge;
 mod data;
 mod export;
@@ -8,6 +9,8 @@ mod load;
 mod logbus;
 mod pg;
 mod queries;
+mod tail;
+mod under_ingest;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -72,9 +75,18 @@ struct Config {
     /// Concurrent single-row INSERT writers (a gateway's request handlers).
     #[arg(long, default_value_t = 8)]
     pg_writers: usize,
-    /// Longest the single-row INSERT measurement runs (it stops earlier when all events are in).
+    /// Longest each PostgreSQL write measurement runs (it stops earlier when all events are in).
     #[arg(long, default_value_t = 60)]
     pg_insert_secs: u64,
+    /// Writers of the batched PostgreSQL baselines (multi-row INSERT and COPY).
+    #[arg(long, default_value_t = 2)]
+    pg_batch_writers: usize,
+    /// Rows per multi-row INSERT statement of the batched baseline.
+    #[arg(long, default_value_t = 1_000)]
+    pg_batch_rows: usize,
+    /// Rows per COPY of the COPY baseline.
+    #[arg(long, default_value_t = 10_000)]
+    pg_copy_rows: usize,
     #[arg(long, env = "LOGBUS_BENCH_BROKERS", default_value = "127.0.0.1:9092")]
     brokers: String,
     /// ClickHouse HTTP URL to benchmark against. Unset: the benchmark starts its own instance
@@ -107,6 +119,9 @@ struct Config {
     /// Skip the query and storage measurements (and the bridge's, which reads their data set).
     #[arg(long)]
     skip_queries: bool,
+    /// Skip the second pass of the query cases while ingest writes at half the measured rate.
+    #[arg(long)]
+    skip_under_ingest: bool,
     /// Skip the bridge's backfill measurement (new-api's PostgreSQL → logbus, SIGKILL, resume).
     #[arg(long)]
     skip_bridge: bool,
@@ -124,6 +139,8 @@ struct Config {
     note: Option<String>,
     #[command(flatten)]
     load: load::LoadArgs,
+    #[command(flatten)]
+    tail: tail::TailArgs,
 }
 
 impl Config {
@@ -158,6 +175,11 @@ struct Ingest {
     fresh_p99_ms: f64,
     pg_rows: u64,
     pg_secs: f64,
+    /// (rows, seconds) of the batched multi-row INSERT baseline and of the COPY baseline.
+    pg_batched: (u64, f64),
+    pg_copy: (u64, f64),
+    /// The live tail's clients during the freshness step.
+    tail: Option<tail::TailRun>,
     error: Option<String>,
 }
 
@@ -185,6 +207,7 @@ struct Queries {
     breakdown: Vec<(String, u64)>,
     export: Option<export::Export>,
     load: Option<load::LoadRun>,
+    under_ingest: Option<under_ingest::UnderIngest>,
     error: Option<String>,
 }
 
@@ -330,6 +353,14 @@ async fn suite(mut cfg: Config) -> Result<()> {
         queries.as_ref(),
         started.elapsed(),
     );
+    if let Some(t) = ingest.as_ref().and_then(|i| i.tail.as_ref()) {
+        report.push_str(&tail::report_section(t));
+    }
+    if let Some(q) = &queries
+        && let Some(u) = &q.under_ingest
+    {
+        report.push_str(&under_ingest::report_section(u, &q.cases));
+    }
     if let Some(l) = queries.as_ref().and_then(|q| q.load.as_ref()) {
         report.push_str(&load::report_section(l));
     }
@@ -385,7 +416,7 @@ async fn ingest(
         seed: cfg.seed + 1,
         end,
     };
-    let mut g = Generator::with_shape(shape);
+    let mut g = Generator::with_shape(shape.clone());
     let mut rows = Vec::with_capacity(cfg.events as usize);
     while let Some(c) = g.next_chunk(100_000) {
         rows.extend(c);
@@ -503,9 +534,25 @@ async fn ingest(
         r.cpu_pct
     );
 
-    // 2. Freshness at about half the measured rate.
+    // 2. Freshness at about half the measured rate, with the live tail's clients connected.
     let rate = (r.e2e_rate / 2.0).max(100.0);
     r.fresh_rate = rate;
+    let tailing = if cfg.tail.skip_tail {
+        None
+    } else {
+        let url = cfg.clickhouse_url.as_deref().unwrap_or_default();
+        match tail::start(&cfg.tail, &shape, url, db, work_dir).await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("bench: live tail measurement failed to start: {e:#}");
+                r.tail = Some(tail::TailRun {
+                    error: Some(format!("{e:#}")),
+                    ..Default::default()
+                });
+                None
+            }
+        }
+    };
     let fresh_total = (rate * cfg.fresh_secs as f64) as u64;
     let fresh = {
         let (brokers, topic) = (cfg.brokers.clone(), topic.clone());
@@ -565,6 +612,29 @@ async fn ingest(
     eprintln!(
         "bench: freshness at {rate:.0} events/s: p50 {p50:.0} ms, p99 {p99:.0} ms ({cnt}/{sent} rows)"
     );
+    if let Some(tailing) = tailing {
+        let per_user = ch
+            .query(
+                "SELECT toUInt32(user_id), count() FROM logs \
+                 WHERE startsWith(request_id, 'fresh-') GROUP BY user_id",
+            )
+            .fetch_all::<(u32, u64)>()
+            .await?
+            .into_iter()
+            .collect();
+        let run = tailing
+            .finish(rate, cnt, &per_user, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| tail::TailRun {
+                error: Some(format!("{e:#}")),
+                ..Default::default()
+            });
+        eprintln!(
+            "bench: live tail, {} clients: p50 {:.0} ms, p99 {:.0} ms, {}/{} rows delivered, {:.1} ClickHouse queries/s",
+            run.clients, run.p50_ms, run.p99_ms, run.delivered, run.expected, run.queries_per_sec
+        );
+        r.tail = Some(run);
+    }
     worker.stop(Duration::from_secs(25)).await?;
 
     // 3. The broker's raw consume rate of the same topic (all N + freshness events).
@@ -621,7 +691,7 @@ async fn ingest(
     let rows = Arc::new(rows);
     let (done, secs) = pg::single_row_inserts(
         pg,
-        rows,
+        rows.clone(),
         cfg.pg_writers,
         Duration::from_secs(cfg.pg_insert_secs),
     )
@@ -632,6 +702,33 @@ async fn ingest(
         "bench: PostgreSQL single-row INSERTs: {done} rows in {secs:.1} s = {:.0}/s",
         done as f64 / secs
     );
+
+    // 6. Baselines a gateway that buffers its logs could have: batched multi-row INSERTs and
+    //    COPY, each into a fresh table with new-api's indexes.
+    for (how, batch) in [
+        (pg::BatchedWrite::Insert, cfg.pg_batch_rows),
+        (pg::BatchedWrite::Copy, cfg.pg_copy_rows),
+    ] {
+        pg::create_schema(&c, true).await?;
+        let (done, secs) = pg::batched_writes(
+            pg,
+            rows.clone(),
+            cfg.pg_batch_writers,
+            batch,
+            how,
+            Duration::from_secs(cfg.pg_insert_secs),
+        )
+        .await?;
+        eprintln!(
+            "bench: PostgreSQL {how:?} of {batch} rows × {} writers: {done} rows in {secs:.1} s = {:.0}/s",
+            cfg.pg_batch_writers,
+            done as f64 / secs
+        );
+        match how {
+            pg::BatchedWrite::Insert => r.pg_batched = (done, secs),
+            pg::BatchedWrite::Copy => r.pg_copy = (done, secs),
+        }
+    }
     Ok(())
 }
 
@@ -730,38 +827,16 @@ async fn query_suite(
     );
 
     // Queries.
-    let mut api = logbus::spawn_service(
-        &logbus::release_bin("logbus-query-api"),
-        &[
-            ("LOGBUS_API_LISTEN", format!("127.0.0.1:{}", cfg.api_port)),
-            (
-                "LOGBUS_CLICKHOUSE_URL",
-                cfg.clickhouse_url.clone().unwrap_or_default(),
-            ),
-            ("LOGBUS_CLICKHOUSE_DATABASE", db.to_string()),
-        ],
+    let mut api = logbus::start_query_api(
+        cfg.api_port,
+        cfg.clickhouse_url.as_deref().unwrap_or_default(),
+        db,
+        &[],
         &work_dir.join("query-api.log"),
-    )?;
+    )
+    .await?;
     let base = format!("http://127.0.0.1:{}", cfg.api_port);
     let client = reqwest::Client::new();
-    let ready = Instant::now();
-    while client
-        .get(format!("{base}/api/status"))
-        .send()
-        .await
-        .is_err()
-    {
-        anyhow::ensure!(
-            api.exited().is_none(),
-            "logbus-query-api exited: see {}",
-            work_dir.join("query-api.log").display()
-        );
-        anyhow::ensure!(
-            ready.elapsed() < Duration::from_secs(30),
-            "logbus-query-api did not listen in 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let http = queries::Http {
         client,
         base,
@@ -813,6 +888,19 @@ async fn query_suite(
     );
     q.export = Some(exported);
     // After the export, so that the export reads the query data set alone.
+    if !cfg.skip_under_ingest {
+        let (rate, rate_source) = load::target_rate(ingest);
+        let mut u = under_ingest::UnderIngest {
+            rate,
+            rate_source,
+            ..Default::default()
+        };
+        if let Err(e) = under_ingest::measure(cfg, &shape, &http, &ch, work_dir, db, &mut u).await {
+            eprintln!("bench: queries under ingest failed: {e:#}");
+            u.error = Some(format!("{e:#}"));
+        }
+        q.under_ingest = Some(u);
+    }
     if !cfg.load.skip_load {
         let (target_rate, rate_source) = load::target_rate(ingest);
         let mut l = load::LoadRun {
@@ -948,6 +1036,19 @@ fn report(
                 i.pg_secs,
                 ratio(i.e2e_rate, pg_rate)
             );
+            for (what, batch, (rows, secs)) in [
+                ("multi-row INSERT", cfg.pg_batch_rows, i.pg_batched),
+                ("COPY", cfg.pg_copy_rows, i.pg_copy),
+            ] {
+                let rate = if secs > 0.0 { rows as f64 / secs } else { 0.0 };
+                let _ = writeln!(
+                    s,
+                    "| ingest throughput vs batched PostgreSQL writes | {:.0} events/s | {rate:.0} rows/s ({} writers × {what} of {batch} rows, new-api's indexes, {rows} rows in {secs:.0} s) | {} | (honest baseline) | {m} |",
+                    i.e2e_rate,
+                    cfg.pg_batch_writers,
+                    ratio(i.e2e_rate, rate)
+                );
+            }
             let _ = writeln!(
                 s,
                 "| ingest vs broker raw consume rate | {:.0} events/s | raw consume {:.0} msg/s | {:.2} of raw | ≥ 0.8 | {m} |",

@@ -315,6 +315,108 @@ pub(crate) async fn single_row_inserts(
     Ok((total, start.elapsed().as_secs_f64()))
 }
 
+/// How a batched baseline writes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BatchedWrite {
+    /// One autocommitted multi-row `INSERT ... VALUES (...), (...)` per batch.
+    Insert,
+    /// One `COPY logs FROM STDIN` per batch.
+    Copy,
+}
+
+/// `writers` connections, each taking the next `batch` rows and writing them as one statement
+/// (`how`) into the indexed table, until all rows are in or `limit` has passed: what a gateway
+/// that buffered its logs could do on PostgreSQL. Returns (rows, seconds).
+pub(crate) async fn batched_writes(
+    pg: &Postgres,
+    rows: Arc<Vec<LogRow>>,
+    writers: usize,
+    batch: usize,
+    how: BatchedWrite,
+    limit: Duration,
+) -> Result<(u64, f64)> {
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..writers {
+        let client = pg.connect().await?;
+        let (rows, next) = (rows.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while start.elapsed() < limit {
+                let from = next.fetch_add(batch as u64, Ordering::Relaxed) as usize;
+                let Some(chunk) = rows.get(from..(from + batch).min(rows.len())) else {
+                    break;
+                };
+                if chunk.is_empty() {
+                    break;
+                }
+                match how {
+                    BatchedWrite::Insert => multi_row_insert(&client, chunk).await?,
+                    BatchedWrite::Copy => copy_in(&client, copy_chunk(chunk)).await?,
+                }
+                done += chunk.len() as u64;
+            }
+            anyhow::Ok(done)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok((total, start.elapsed().as_secs_f64()))
+}
+
+/// One `INSERT INTO logs (...) VALUES ($1, ...), ...` of `rows` (17 parameters a row, so at most
+/// 3,855 rows within PostgreSQL's 65,535 parameters).
+async fn multi_row_insert(client: &Client, rows: &[LogRow]) -> Result<()> {
+    use std::fmt::Write as _;
+    use tokio_postgres::types::ToSql;
+    const PER_ROW: usize = 17;
+    let mut sql = format!("INSERT INTO logs ({COLUMNS}) VALUES ");
+    for i in 0..rows.len() {
+        sql.push_str(if i == 0 { "(" } else { ",(" });
+        for j in 0..PER_ROW {
+            let _ = write!(
+                sql,
+                "{}${}",
+                if j == 0 { "" } else { "," },
+                i * PER_ROW + j + 1
+            );
+        }
+        sql.push(')');
+    }
+    // The row type's narrower integers, widened to new-api's bigint columns.
+    let widened: Vec<[i64; 3]> = rows
+        .iter()
+        .map(|r| [r.created_at.into(), r.log_type.into(), r.use_time.into()])
+        .collect();
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(rows.len() * PER_ROW);
+    for (r, o) in rows.iter().zip(&widened) {
+        params.extend_from_slice(&[
+            &r.user_id,
+            &o[0],
+            &o[1],
+            &r.content,
+            &r.username,
+            &r.token_name,
+            &r.model_name,
+            &r.quota,
+            &r.prompt_tokens,
+            &r.completion_tokens,
+            &o[2],
+            &r.is_stream,
+            &r.channel_id,
+            &r.token_id,
+            &r.group,
+            &r.ip,
+            &r.other,
+        ]);
+    }
+    client.execute(&sql, &params).await?;
+    Ok(())
+}
+
 fn push_text(buf: &mut Vec<u8>, s: &str) {
     for b in s.bytes() {
         match b {
