@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""chfront: ClickHouse's HTTP interface in front of an embedded chDB session.
+"""chfront: ClickHouse's HTTP interface in front of embedded chDB (the ClickHouse engine).
 
 Dev-stack stand-in for a ClickHouse server (no Docker here). Serves the HTTP
 protocol that ClickHouse clients speak (the Rust `clickhouse` crate, curl):
@@ -9,14 +9,27 @@ query parameters, per-request settings, native block compression
 ClickHouse-shaped errors.
 
 Usage: chfront.py [--host 127.0.0.1] [--port 8123] [--data DIR]
+                  [--max-concurrent-queries N]
 
-chDB runs one query at a time in a process, so requests are executed one at a
-time under a lock; `USE <database>` and `SET <settings>` are applied inside that
-lock and the settings are reset afterwards, so nothing leaks between requests.
+Requests run concurrently, as on clickhouse-server: each running query has a
+chDB connection of its own, taken from a pool of connections to the one data
+path (chpool.py; separate connections run their queries at the same time, one
+connection runs one at a time). At most N (--max-concurrent-queries, or
+CHFRONT_MAX_CONCURRENT_QUERIES; 8) run at once; more wait for a free
+connection. The request's `database` (USE) and settings (SET) are applied on
+its connection and undone before the connection serves another request (the
+settings reset, the database set again when it differs); a connection whose
+state cannot be restored that way (a reset failed, CREATE TEMPORARY TABLE) is
+closed instead of reused, so nothing leaks between requests. The response is
+sent after the connection is back in the pool: a slow reader holds none.
+
+SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close the
+connections, exit 0.
 
 Profiling: with CHFRONT_PROFILE=<file>, one TSV line per query is appended:
-unix time at the end, elapsed ms, ms waited for the engine lock, ms spent on
-USE/SET before the query, request bytes, and the start of the query text.
+unix time at the end, elapsed ms, ms waited for a pooled connection (the
+"lock wait": nonzero when N queries were running already), ms spent on USE/SET
+before the query, request bytes, and the start of the query text.
 """
 
 import argparse
@@ -40,6 +53,8 @@ from urllib.parse import parse_qsl, urlsplit
 import lz4.block
 import lz4.frame
 from clickhouse_cityhash.cityhash import CityHash128
+
+import chpool
 
 DEBUG = os.environ.get("CHFRONT_DEBUG", "") not in ("", "0")
 
@@ -248,13 +263,14 @@ class Statement:
     insert_settings = b""  # INSERT: "SETTINGS ..." clause text, if any
     insert_format = None  # INSERT: input format name
     data_start = None    # INSERT: offset of inline data in the buffer
+    temporary = False    # CREATE TEMPORARY ...: state that would outlive the request
 
 
 def analyze(buf):
     st = Statement()
     depth = 0
     pos = 0
-    first = True
+    ntok = 0
     settings_at = None
     while True:
         kind, s, e = next_token(buf, pos)
@@ -262,9 +278,11 @@ def analyze(buf):
             break
         tok = buf[s:e]
         up = tok.upper() if kind == "ident" else b""
-        if first:
-            first = False
+        ntok += 1
+        if ntok == 1:
             st.kind = up.decode() if kind == "ident" else ("SELECT" if tok == b"(" else "")
+        elif ntok <= 4 and st.kind == "CREATE" and up == b"TEMPORARY":
+            st.temporary = True  # CREATE [OR REPLACE] TEMPORARY TABLE
         if kind == "punct":
             if tok in (b"(", b"[", b"{"):
                 depth += 1
@@ -322,7 +340,7 @@ def analyze(buf):
 
 
 # --------------------------------------------------------------------------
-# Engine: the one chDB session
+# Engine: chDB behind a pool of connections
 
 RESERVED_PARAMS = {
     "query", "database", "default_format", "query_id", "session_id",
@@ -347,9 +365,19 @@ def _quote_ident(v):
     return "`" + v.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
+class Timing:
+    """What one request's query spent before it ran (for CHFRONT_PROFILE)."""
+    wait = 0.0      # seconds waiting for a pooled connection
+    settings = 0.0  # seconds on USE/SET before the query
+
+
 class Engine:
-    def __init__(self, data_dir):
-        from chdb import session  # imported here so --help works without chdb
+    """chDB behind a pool of connections to one data path: each running request has a
+    connection of its own, so queries run concurrently, as on clickhouse-server."""
+
+    def __init__(self, data_dir, max_concurrent=8):
+        import chdb  # imported here so --help works without chdb
+        from chdb import ChdbError
         os.makedirs(data_dir, exist_ok=True)
         self.tmp_dir = os.path.join(data_dir, "chfront-tmp")
         os.makedirs(self.tmp_dir, exist_ok=True)
@@ -358,61 +386,83 @@ class Engine:
                 os.unlink(os.path.join(self.tmp_dir, f))
             except OSError:
                 pass
-        self.sess = session.Session(data_dir)
-        self.lock = threading.Lock()
-        self.cur_db = None
-        self.timing = threading.local()  # lock wait and SET time of this thread's query
+        self.engine_error = ChdbError
+        # The first connection starts chDB's embedded server on data_dir; kept open (and
+        # never used for requests) so that the server stays up while pooled connections are
+        # discarded and opened again.
+        self.anchor = chdb.connect(data_dir)
+        self.pool = chpool.Pool(lambda: chdb.connect(data_dir), max_concurrent)
         # Per-query timings for profiling (CHFRONT_PROFILE=<file>): one TSV line per query.
         profile = os.environ.get("CHFRONT_PROFILE")
         self.profile = open(profile, "a", buffering=1) if profile else None
-        row = self.sess.query("SELECT version(), timezone()", "TSV").bytes()
+        self.profile_lock = threading.Lock()
+        row = self.anchor.query("SELECT version(), timezone()", "TSV").bytes()
         self.version, self.timezone = row.decode().strip().split("\t")
 
     def close(self):
-        with self.lock:
-            self.sess.close()
+        """Closes every connection once the requests using them are done."""
+        self.pool.close()
+        self.anchor.close()
 
-    def run(self, sql, fmt, database, settings, params):
-        waited = time.monotonic()
-        with self.lock:
-            locked = time.monotonic()
-            self.timing.wait = locked - waited
-            if database != self.cur_db:
+    def run(self, sql, fmt, database, settings, params, kind="", stateful=False,
+            timing=None):
+        """Runs one statement of one request on a pooled connection; `database` and
+        `settings` apply to it alone. The connection goes back to the pool as it was (its
+        settings reset, its current database known) or, when that cannot be ensured (a
+        reset failed, a `stateful` statement such as CREATE TEMPORARY TABLE, an error that
+        is not the engine's), it is discarded. `kind` is the statement's first keyword."""
+        timing = timing if timing is not None else Timing()
+        pooled, timing.wait = self.pool.acquire()
+        conn = pooled.conn
+        prepared = time.monotonic()
+        applied = []
+        discard = False
+        try:
+            if database != pooled.database:
+                pooled.database = None
                 try:
-                    self.sess.query("USE " + _quote_ident(database), "TSV")
+                    conn.query("USE " + _quote_ident(database), "TSV")
                 except Exception as e:  # noqa: BLE001
-                    self.cur_db = None
                     raise chdb_error(e)
-                self.cur_db = database
-            applied = []
+                pooled.database = database
+            for k, v in settings.items():
+                try:
+                    conn.query("SET %s = %s" % (k, _quote_str(v)), "TSV")
+                except Exception as e:  # noqa: BLE001
+                    raise chdb_error(e)
+                applied.append(k)
+            timing.settings = time.monotonic() - prepared
+            if kind in _DB_CHANGING:
+                pooled.database = None  # USE, or a statement that may change it
             try:
-                if settings:
-                    for k, v in settings.items():
-                        try:
-                            self.sess.query("SET %s = %s" % (k, _quote_str(v)), "TSV")
-                        except Exception as e:  # noqa: BLE001
-                            raise chdb_error(e)
-                        applied.append(k)
-                self.timing.settings = time.monotonic() - locked
-                try:
-                    return self.sess.query(sql, fmt, params=params or None)
-                except Exception as e:  # noqa: BLE001
-                    raise chdb_error(e)
-                finally:
-                    # statements that may change what the current database is
-                    if sql.lstrip()[:9].upper().startswith(_DB_CHANGING):
-                        self.cur_db = None
+                return conn.query(sql, fmt, params=params or None)
+            except self.engine_error as e:
+                raise chdb_error(e)
+            except BaseException:
+                discard = True  # not the engine's error: the client's state is unknown
+                raise
             finally:
-                if applied:
-                    try:
-                        self.sess.query("SET " + ", ".join(
-                            "%s = DEFAULT" % k for k in applied), "TSV")
-                    except Exception:  # noqa: BLE001
-                        for k in applied:
-                            try:
-                                self.sess.query("SET %s = DEFAULT" % k, "TSV")
-                            except Exception:  # noqa: BLE001
-                                pass
+                discard = discard or stateful
+        finally:
+            if applied and not _reset_settings(conn, applied):
+                discard = True
+            self.pool.release(pooled, discard)
+
+
+def _reset_settings(conn, names):
+    """SET names = DEFAULT on conn; False if any of them may still be set."""
+    try:
+        conn.query("SET " + ", ".join("%s = DEFAULT" % k for k in names), "TSV")
+        return True
+    except Exception:  # noqa: BLE001
+        pass
+    ok = True
+    for k in names:
+        try:
+            conn.query("SET %s = DEFAULT" % k, "TSV")
+        except Exception:  # noqa: BLE001
+            ok = False
+    return ok
 
 
 # --------------------------------------------------------------------------
@@ -712,6 +762,7 @@ class Handler(BaseHTTPRequestHandler):
         if params.get("session_id"):
             headers.append(("X-ClickHouse-Session-Id", params["session_id"]))
 
+        timing = Timing()
         started = time.monotonic()
         if st.kind == "SET":
             # Without a real session, ClickHouse's SET over HTTP lasts for the
@@ -728,7 +779,8 @@ class Handler(BaseHTTPRequestHandler):
                     _quote_str(path),
                     st.insert_settings.decode("utf-8", "surrogateescape").strip(),
                     st.insert_format)
-                result = engine.run(sql, "TabSeparated", database, settings, qparams)
+                result = engine.run(sql, "TabSeparated", database, settings, qparams,
+                                    st.kind, timing=timing)
             finally:
                 try:
                     os.unlink(path)
@@ -739,13 +791,15 @@ class Handler(BaseHTTPRequestHandler):
             end = getattr(st, "end", None)
             sql = (full[:end] if end is not None else full).decode(
                 "utf-8", "surrogateescape")
-            result = engine.run(sql, fmt, database, settings, qparams)
+            result = engine.run(sql, fmt, database, settings, qparams, st.kind,
+                                stateful=st.temporary, timing=timing)
         elapsed_ns = int((time.monotonic() - started) * 1e9)
         if engine.profile is not None:
-            engine.profile.write("%.3f\t%.2f\t%.2f\t%.2f\t%d\t%s\n" % (
-                time.time(), elapsed_ns / 1e6, getattr(engine.timing, "wait", 0) * 1e3,
-                getattr(engine.timing, "settings", 0) * 1e3, len(full),
-                " ".join(full[:120].decode("utf-8", "replace").split())))
+            line = "%.3f\t%.2f\t%.2f\t%.2f\t%d\t%s\n" % (
+                time.time(), elapsed_ns / 1e6, timing.wait * 1e3, timing.settings * 1e3,
+                len(full), " ".join(full[:120].decode("utf-8", "replace").split()))
+            with engine.profile_lock:
+                engine.profile.write(line)
 
         out = result.bytes() if result is not None else b""
         summary = {
@@ -838,9 +892,15 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=int(os.environ.get("LOGBUS_CH_PORT", "8123")))
     ap.add_argument("--data", default=os.environ.get("LOGBUS_CH_DATA",
                                                      ".devstack/data/clickhouse"))
+    ap.add_argument("--max-concurrent-queries", type=int, metavar="N",
+                    default=int(os.environ.get("CHFRONT_MAX_CONCURRENT_QUERIES", "8")),
+                    help="queries run at once, one pooled chDB connection each; more "
+                    "wait for a free connection (default 8)")
     args = ap.parse_args(argv)
+    if args.max_concurrent_queries < 1:
+        ap.error("--max-concurrent-queries must be at least 1")
 
-    engine = Engine(os.path.abspath(args.data))
+    engine = Engine(os.path.abspath(args.data), args.max_concurrent_queries)
     server = Server((args.host, args.port), engine)
     stop = threading.Event()
 
@@ -851,8 +911,10 @@ def main(argv=None):
     signal.signal(signal.SIGINT, on_signal)
     t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2})
     t.start()
-    sys.stderr.write("chfront: ClickHouse %s (chDB) HTTP on http://%s:%d data=%s\n" % (
-        engine.version, args.host, args.port, os.path.abspath(args.data)))
+    sys.stderr.write("chfront: ClickHouse %s (chDB) HTTP on http://%s:%d data=%s "
+                     "max_concurrent_queries=%d\n" % (
+                         engine.version, args.host, args.port, os.path.abspath(args.data),
+                         args.max_concurrent_queries))
     sys.stderr.flush()
     while not stop.wait(0.5):
         pass
@@ -861,7 +923,7 @@ def main(argv=None):
     t.join()
     server.close_idle()
     server.server_close()      # joins in-flight request threads
-    engine.close()             # flush and close the chDB session
+    engine.close()             # close the pooled chDB connections, then chDB
     sys.stderr.write("chfront: stopped\n")
     return 0
 

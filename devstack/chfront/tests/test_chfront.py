@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 
 import lz4.block
 import lz4.frame
@@ -30,8 +31,10 @@ def free_port():
 
 
 class Front:
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, args=(), env=None):
         self.data_dir = data_dir
+        self.args = list(args)
+        self.env = env
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.proc = None
@@ -39,8 +42,9 @@ class Front:
     def start(self):
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(os.path.dirname(HERE), "chfront.py"),
-             "--port", str(self.port), "--data", self.data_dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             "--port", str(self.port), "--data", self.data_dir] + self.args,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=None if self.env is None else dict(os.environ, **self.env))
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -304,6 +308,241 @@ def test_concurrent_inserts_and_selects(front):
                [ex.submit(select, n) for n in range(4)]
         assert all(f.result(timeout=120) for f in futs)
     assert front.ok("SELECT count(), uniqExact(w) FROM conc") == b"10000\t4\n"
+
+
+# --------------------------------------------------------------------------
+# Concurrency: each running request has a pooled chDB connection of its own.
+
+
+@pytest.fixture(scope="module")
+def front1(tmp_path_factory):
+    """A front with one pooled connection: consecutive requests share it."""
+    f = Front(str(tmp_path_factory.mktemp("chdata1")), ["--max-concurrent-queries", "1"])
+    f.start()
+    yield f
+    assert f.stop() == 0
+
+
+def sql_str(v):
+    return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def running_query_ids(front, marker):
+    """The ids of the running queries whose text contains marker (this one excepted)."""
+    return front.ok("SELECT query_id FROM system.processes WHERE query LIKE %s "
+                    "AND query_id != queryID()" % sql_str("%" + marker + "%")).split()
+
+
+def wait_running(front, marker):
+    """The query id of the query containing marker, once the engine runs it. The polls go
+    through the front while that query runs: with one engine for all requests, they would
+    wait for it to end and never see it."""
+    deadline = time.monotonic() + 60
+    while True:
+        ids = running_query_ids(front, marker)
+        if ids:
+            return ids[0].decode()
+        assert time.monotonic() < deadline, "%s never seen running" % marker
+        time.sleep(0.05)
+
+
+def kill(front, query_id):
+    front.ok("KILL QUERY WHERE query_id = %s SYNC" % sql_str(query_id))
+
+
+@pytest.mark.parametrize("slow_sql", [
+    # sleeps a second per row, 50 rows: ends when killed
+    "SELECT sleepEachRow(1) AS {m} FROM numbers(50) SETTINGS max_block_size = 1",
+    # one core busy for hours: ends when killed
+    "SELECT sum(cityHash64(number)) AS {m} FROM numbers(1000000000000) "
+    "SETTINGS max_threads = 1",
+], ids=["sleeping", "cpu_bound"])
+def test_a_slow_query_does_not_block_fast_ones(front, slow_sql):
+    marker = "slow_" + uuid.uuid4().hex
+    front.ok("CREATE TABLE %s (a UInt32) ENGINE=MergeTree ORDER BY a" % marker)
+    finished = []
+
+    def slow():
+        try:
+            return front.q(slow_sql.format(m=marker))
+        finally:
+            finished.append("slow")
+
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(slow)
+        query_id = wait_running(front, marker)
+        # a read, an insert and a read of it, all while the slow query runs
+        assert front.ok("SELECT 1") == b"1\n"
+        front.ok("INSERT INTO %s FORMAT RowBinary" % marker, data=struct.pack("<II", 1, 2))
+        assert front.ok("SELECT count() FROM %s" % marker) == b"2\n"
+        finished.append("fast")
+        assert finished == ["fast"]
+        assert running_query_ids(front, marker) == [query_id.encode()]
+        kill(front, query_id)
+        status, headers, body = fut.result(timeout=60)
+    assert finished == ["fast", "slow"]
+    assert status == 500 and headers["X-ClickHouse-Exception-Code"] == "394", body
+    assert b"QUERY_WAS_CANCELLED" in body
+    assert front.ok("SELECT 2") == b"2\n"  # the killed query's connection serves again
+
+
+def test_concurrent_inserts_and_selects_count_exactly(front):
+    front.ok("CREATE TABLE exact (a UInt32, s String) ENGINE=MergeTree ORDER BY a")
+    writers, inserts, rows = 6, 8, 500
+    writers_done = []
+
+    def insert(w):
+        for k in range(inserts):
+            first = (w * inserts + k) * rows
+            batch = [(first + i, "w%d" % w) for i in range(rows)]
+            if w % 3 == 0:
+                front.ok("INSERT INTO exact FORMAT RowBinary", data=rowbinary(batch))
+            elif w % 3 == 1:  # compressed, as the Rust client sends by default
+                front.ok("INSERT INTO exact FORMAT RowBinary",
+                         data=chfront.native_compress(rowbinary(batch)), decompress="1")
+            else:
+                front.ok("INSERT INTO exact FORMAT TSV",
+                         data=b"".join(b"%d\t%s\n" % (a, s.encode()) for a, s in batch))
+        writers_done.append(w)
+        return inserts * rows
+
+    def select():
+        seen = []
+        while len(writers_done) < writers or len(seen) < 5:
+            count, batches = map(int, front.ok(
+                "SELECT count(), uniqExact(intDiv(a, %d)) FROM exact" % rows).split())
+            assert count == batches * rows, count  # an INSERT lands whole or not at all
+            seen.append(count)
+        assert seen == sorted(seen), seen  # and stays
+        return seen
+
+    with concurrent.futures.ThreadPoolExecutor(writers + 3) as ex:
+        ins = [ex.submit(insert, w) for w in range(writers)]
+        sel = [ex.submit(select) for _ in range(3)]
+        assert sum(f.result(timeout=300) for f in ins) == writers * inserts * rows
+        for f in sel:
+            f.result(timeout=300)
+    n = writers * inserts * rows
+    assert front.ok("SELECT count(), sum(a), uniqExact(a), uniqExact(s) FROM exact") == \
+        b"%d\t%d\t%d\t%d\n" % (n, n * (n - 1) // 2, n, writers)
+
+
+def test_settings_do_not_leak_into_the_next_request_on_a_pooled_connection(front1):
+    default = front1.ok("SELECT getSetting('max_threads'), getSetting('max_result_rows')")
+    assert default.split()[1] == b"0"
+    assert front1.ok("SELECT getSetting('max_threads'), getSetting('max_result_rows')",
+                     max_threads="1", max_result_rows="7") == b"1\t7\n"
+    assert front1.ok("SELECT getSetting('max_threads'), getSetting('max_result_rows')") == \
+        default
+    # a setting that applies, then one the engine refuses: neither stays
+    status, headers, _ = front1.q("SELECT 1", max_threads="1", max_block_size="lots")
+    assert status != 200
+    assert front1.ok("SELECT getSetting('max_threads'), getSetting('max_result_rows')") == \
+        default
+    # a query that fails under its settings
+    status, headers, _ = front1.q("SELECT number FROM numbers(10)", max_result_rows="3")
+    assert status == 500 and headers["X-ClickHouse-Exception-Code"] == "396"
+    assert front1.ok("SELECT count() FROM (SELECT number FROM numbers(10))") == b"10\n"
+    # SET without a session lasts for its request only, as on clickhouse-server
+    front1.ok("SET max_result_rows = 1")
+    assert front1.ok("SELECT getSetting('max_threads'), getSetting('max_result_rows')") == \
+        default
+
+
+def test_the_database_does_not_leak_into_the_next_request_on_a_pooled_connection(front1):
+    front1.ok("CREATE DATABASE IF NOT EXISTS iso")
+    assert front1.ok("SELECT currentDatabase()", database="iso") == b"iso\n"
+    assert front1.ok("SELECT currentDatabase()") == b"default\n"
+    for use in ("USE iso", "/* a comment first */ USE iso"):
+        front1.ok(use)
+        assert front1.ok("SELECT currentDatabase()") == b"default\n", use
+    front1.ok("USE iso", database="default")
+    assert front1.ok("SELECT currentDatabase()", database="iso") == b"iso\n"
+    status, headers, _ = front1.q("SELECT 1", database="no_such_db")
+    assert status == 404 and headers["X-ClickHouse-Exception-Code"] == "81"
+    assert front1.ok("SELECT currentDatabase()") == b"default\n"
+    assert front1.ok("SELECT currentDatabase()", database="iso") == b"iso\n"
+
+
+def test_a_temporary_table_does_not_outlive_its_request(front1):
+    front1.ok("CREATE TEMPORARY TABLE tmp_iso (a UInt8) ENGINE = Memory")
+    status, headers, _ = front1.q("SELECT * FROM tmp_iso")
+    assert status == 404 and headers["X-ClickHouse-Exception-Code"] == "60"
+
+
+def test_requests_beyond_the_pool_wait_and_see_only_their_own_settings(front, front1):
+    for f in (front, front1):
+        f.ok("CREATE DATABASE IF NOT EXISTS iso_a")
+        f.ok("CREATE DATABASE IF NOT EXISTS iso_b")
+    default = front.ok("SELECT getSetting('max_threads')").strip()
+
+    def client(f, i):
+        database = ("default", "iso_a", "iso_b")[i % 3]
+        for k in range(8):
+            params = {"param_i": str(i)}
+            want_threads = default
+            if (i + k) % 2:
+                params["max_threads"] = str(i + 1)
+                want_threads = b"%d" % (i + 1)
+            if k % 2:
+                params["database"] = database
+            got = f.ok("SELECT getSetting('max_threads'), currentDatabase(), {i:UInt32}",
+                       **params)
+            assert got == b"%s\t%s\t%d\n" % (
+                want_threads, (database if k % 2 else "default").encode(), i), (i, k)
+        return True
+
+    # 12 clients on 8 connections, then on 1: some wait for a free connection
+    for f in (front, front1):
+        with concurrent.futures.ThreadPoolExecutor(12) as ex:
+            futs = [ex.submit(client, f, i) for i in range(12)]
+            assert all(fut.result(timeout=300) for fut in futs)
+
+
+def test_sigterm_lets_running_queries_finish(tmp_path):
+    f = Front(str(tmp_path / "data"))
+    f.start()
+    marker = "term_" + uuid.uuid4().hex
+    sql = ("SELECT count(), sum(sleepEachRow(0.5)) AS %s FROM numbers(6) "
+           "SETTINGS max_block_size = 1" % marker)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            fut = ex.submit(f.q, sql)
+            wait_running(f, marker)
+            f.proc.send_signal(signal.SIGTERM)
+            status, _, body = fut.result(timeout=60)
+        assert (status, body) == (200, b"6\t0\n")
+    finally:
+        rc = f.proc.wait(60)
+        f.proc.stderr.close()
+    assert rc == 0
+
+
+def test_profile_lines(tmp_path):
+    profile = tmp_path / "profile.tsv"
+    f = Front(str(tmp_path / "data"), ["--max-concurrent-queries", "2"],
+              env={"CHFRONT_PROFILE": str(profile)})
+    f.start()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            futs = [ex.submit(f.ok, "SELECT %d" % i) for i in range(4)]
+            assert sorted(fut.result(timeout=60) for fut in futs) == \
+                [b"%d\n" % i for i in range(4)]
+    finally:
+        assert f.stop() == 0
+    lines = profile.read_text().splitlines()
+    assert len(lines) == 4
+    for line in lines:
+        at, elapsed, wait, settings, size, text = line.split("\t")
+        assert float(elapsed) >= float(wait) >= 0 and float(settings) >= 0
+        assert int(size) == len(text) and text.startswith("SELECT ")
+
+
+def test_max_concurrent_queries_must_be_positive(tmp_path):
+    r = subprocess.run([sys.executable, os.path.join(os.path.dirname(HERE), "chfront.py"),
+                        "--max-concurrent-queries", "0", "--data", str(tmp_path)],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 2 and b"at least 1" in r.stderr
 
 
 def test_persistence_across_restart(tmp_path):
