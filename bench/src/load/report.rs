@@ -89,15 +89,13 @@ pub(crate) fn report_section(r: &LoadRun) -> String {
     }
     out.push_str(
         "\nWhat bounds these figures: the clients, the API, the ingest worker, Kafka and the \
-         ClickHouse front share the machine's 2 cores, and the dev ClickHouse front (chfront \
-         over chDB) runs one query at a time under a lock that is not first come, first served. \
-         The clients' requests (one or two ClickHouse queries each) and the worker's event-id \
-         look-ups, batch intents and inserts all wait for that lock, so a request's latency is \
-         mostly its wait (about the clients' number times the mix's mean service time), \
-         requests/s is about the inverse of that mean service time, and the worker, one waiter \
-         among 65, gets few turns: its batches grow while they wait and it catches up once the \
-         load stops. A ClickHouse server runs queries concurrently; these figures are the \
-         dev front's, not logbus's ceiling.\n",
+         ClickHouse front share the machine's 2 cores. The dev ClickHouse front (chfront over \
+         chDB) runs up to 8 queries at once, one pooled chDB connection each (as a \
+         clickhouse-server runs them concurrently), and queues the rest: the clients' requests \
+         (one or two ClickHouse queries each) and the worker's event-id look-ups, batch intents \
+         and inserts share those connections and the cores, so with more clients than \
+         connections a request's latency includes its wait for one. These figures are the dev \
+         front's on 2 cores, not logbus's ceiling.\n",
     );
     out
 }

@@ -220,8 +220,9 @@ async fn compare_export(
 async fn a_million_row_export_parses_back_to_the_list_in_bounded_memory_and_stops_on_disconnect() {
     let _heavy = heavy_test().await;
     init_tracing();
-    // A ClickHouse front of the test's own: the million rows and their exports never hold
-    // the shared front's engine lock, and the front runs this checkout's chfront.
+    // A ClickHouse front of the test's own: the million rows and their exports never take
+    // the shared front's connections or cores from other tests, and the front runs this
+    // checkout's chfront.
     let scratch = Scratch::new("export");
     let front = ChFront::start(
         free_port(),
