@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use crate::data::{self, Generator, Shape};
 use crate::logbus;
 
-/// Where the background worker and what it writes.
+/// Where the background worker runs and what it writes.
 pub(crate) struct Target<'a> {
     pub brokers: &'a str,
     pub partitions: i32,
@@ -25,6 +25,29 @@ pub(crate) struct Target<'a> {
     pub http_addr: &'a str,
     /// Names its topics, group and log file.
     pub name: &'a str,
+    /// Seeds the published rows (each measurement its own, so its events are new).
+    pub seed: u64,
+}
+
+impl<'a> Target<'a> {
+    /// The run's broker and ClickHouse (`cfg`), database `db`.
+    pub(crate) fn of(
+        cfg: &'a crate::Config,
+        db: &'a str,
+        name: &'a str,
+        http_addr: &'a str,
+        seed: u64,
+    ) -> Self {
+        Target {
+            brokers: &cfg.brokers,
+            partitions: cfg.partitions,
+            clickhouse_url: cfg.clickhouse_url.as_deref().unwrap_or_default(),
+            db,
+            http_addr,
+            name,
+            seed,
+        }
+    }
 }
 
 /// A running worker and its producer.
@@ -48,7 +71,7 @@ pub(crate) struct Finished {
 
 impl BackgroundIngest {
     /// Creates the topics, starts the worker, waits for its `/readyz` and starts publishing
-    /// `rate` events/s of `shape`'s mix.
+    /// `rate` events/s of `shape`'s mix (seeded with `target.seed`).
     pub(crate) async fn start(
         target: &Target<'_>,
         shape: &Shape,
@@ -101,7 +124,10 @@ impl BackgroundIngest {
         let producer = {
             let (brokers, topic) = (target.brokers.to_owned(), logs_topic.clone());
             let (stop, sent) = (stop.clone(), sent.clone());
-            let shape = shape.clone();
+            let shape = Shape {
+                seed: target.seed,
+                ..shape.clone()
+            };
             std::thread::spawn(move || publish(&brokers, &topic, shape, rate, &stop, &sent))
         };
         Ok(Self {

@@ -123,20 +123,9 @@ pub(crate) async fn measure(
         .parse()
         .context("the API's address")?;
     let api_port = api.port();
-    let target = Target {
-        brokers: &cfg.brokers,
-        partitions: cfg.partitions,
-        clickhouse_url: cfg.clickhouse_url.as_deref().unwrap_or_default(),
-        db,
-        http_addr: INGEST_HTTP_ADDR,
-        name: "load",
-    };
-    let shape = Shape {
-        seed: cfg.seed + 3,
-        ..shape.clone()
-    };
+    let target = Target::of(cfg, db, "load", INGEST_HTTP_ADDR, cfg.seed + 3);
     let rate = r.target_rate;
-    let mut ingest = BackgroundIngest::start(&target, &shape, rate, ch, work_dir).await?;
+    let mut ingest = BackgroundIngest::start(&target, shape, rate, ch, work_dir).await?;
     // Connections that were open before the load (the suite's own client) are not the load's.
     let before = mix::client_ports(&proc_net_tcp(), api_port);
 

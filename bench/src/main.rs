@@ -689,10 +689,12 @@ async fn ingest(
     let c = pg.connect().await?;
     pg::create_schema(&c, true).await?;
     let rows = Arc::new(rows);
-    let (done, secs) = pg::single_row_inserts(
+    let (done, secs) = pg::write_rows(
         pg,
         rows.clone(),
         cfg.pg_writers,
+        1,
+        pg::Write::SingleRow,
         Duration::from_secs(cfg.pg_insert_secs),
     )
     .await?;
@@ -705,12 +707,16 @@ async fn ingest(
 
     // 6. Baselines a gateway that buffers its logs could have: batched multi-row INSERTs and
     //    COPY, each into a fresh table with new-api's indexes.
-    for (how, batch) in [
-        (pg::BatchedWrite::Insert, cfg.pg_batch_rows),
-        (pg::BatchedWrite::Copy, cfg.pg_copy_rows),
+    for (how, batch, result) in [
+        (
+            pg::Write::MultiRowInsert,
+            cfg.pg_batch_rows,
+            &mut r.pg_batched,
+        ),
+        (pg::Write::Copy, cfg.pg_copy_rows, &mut r.pg_copy),
     ] {
         pg::create_schema(&c, true).await?;
-        let (done, secs) = pg::batched_writes(
+        let (done, secs) = pg::write_rows(
             pg,
             rows.clone(),
             cfg.pg_batch_writers,
@@ -724,10 +730,7 @@ async fn ingest(
             cfg.pg_batch_writers,
             done as f64 / secs
         );
-        match how {
-            pg::BatchedWrite::Insert => r.pg_batched = (done, secs),
-            pg::BatchedWrite::Copy => r.pg_copy = (done, secs),
-        }
+        *result = (done, secs);
     }
     Ok(())
 }

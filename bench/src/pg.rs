@@ -260,79 +260,28 @@ pub(crate) async fn build_quota_data(c: &Client) -> Result<i64> {
         .get(0))
 }
 
-/// 8 (or `writers`) gateway-like writers, each on its own connection, each event one
-/// autocommitted `INSERT ... RETURNING id` (what GORM's `Create` sends). Stops after all rows or
-/// `limit`. Returns (rows, seconds).
-pub(crate) async fn single_row_inserts(
-    pg: &Postgres,
-    rows: Arc<Vec<LogRow>>,
-    writers: usize,
-    limit: Duration,
-) -> Result<(u64, f64)> {
-    let next = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..writers {
-        let client = pg.connect().await?;
-        let rows = rows.clone();
-        let next = next.clone();
-        tasks.push(tokio::spawn(async move {
-            let stmt = client
-                .prepare(&format!(
-                    "INSERT INTO logs ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) RETURNING id"
-                ))
-                .await?;
-            let mut done = 0u64;
-            loop {
-                if start.elapsed() >= limit {
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some(r) = rows.get(i) else { break };
-                let use_time = r.use_time as i64;
-                let t = r.log_type as i64;
-                let ca = r.created_at as i64;
-                client
-                    .query_one(
-                        &stmt,
-                        &[
-                            &r.user_id, &ca, &t, &r.content, &r.username, &r.token_name,
-                            &r.model_name, &r.quota, &r.prompt_tokens, &r.completion_tokens,
-                            &use_time, &r.is_stream, &r.channel_id, &r.token_id, &r.group,
-                            &r.ip, &r.other,
-                        ],
-                    )
-                    .await?;
-                done += 1;
-            }
-            anyhow::Ok(done)
-        }));
-    }
-    let mut total = 0;
-    for t in tasks {
-        total += t.await??;
-    }
-    Ok((total, start.elapsed().as_secs_f64()))
-}
-
-/// How a batched baseline writes.
+/// How a baseline writer writes its rows.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum BatchedWrite {
+pub(crate) enum Write {
+    /// Each row one autocommitted `INSERT ... RETURNING id` (what GORM's `Create` sends for
+    /// each of new-api's requests).
+    SingleRow,
     /// One autocommitted multi-row `INSERT ... VALUES (...), (...)` per batch.
-    Insert,
+    MultiRowInsert,
     /// One `COPY logs FROM STDIN` per batch.
     Copy,
 }
 
-/// `writers` connections, each taking the next `batch` rows and writing them as one statement
-/// (`how`) into the indexed table, until all rows are in or `limit` has passed: what a gateway
-/// that buffered its logs could do on PostgreSQL. Returns (rows, seconds).
-pub(crate) async fn batched_writes(
+/// `writers` connections, each taking the next `batch` rows and writing them (`how`) into the
+/// table, until all rows are in or `limit` has passed: new-api's request handlers
+/// ([`Write::SingleRow`], batches of 1), or what a gateway that buffered its logs could do on
+/// PostgreSQL. Returns (rows, seconds).
+pub(crate) async fn write_rows(
     pg: &Postgres,
     rows: Arc<Vec<LogRow>>,
     writers: usize,
     batch: usize,
-    how: BatchedWrite,
+    how: Write,
     limit: Duration,
 ) -> Result<(u64, f64)> {
     let next = Arc::new(AtomicU64::new(0));
@@ -342,6 +291,12 @@ pub(crate) async fn batched_writes(
         let client = pg.connect().await?;
         let (rows, next) = (rows.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
+            let single_row = match how {
+                Write::SingleRow => Some(client.prepare(&format!(
+                    "INSERT INTO logs ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) RETURNING id"
+                )).await?),
+                _ => None,
+            };
             let mut done = 0u64;
             while start.elapsed() < limit {
                 let from = next.fetch_add(batch as u64, Ordering::Relaxed) as usize;
@@ -351,9 +306,14 @@ pub(crate) async fn batched_writes(
                 if chunk.is_empty() {
                     break;
                 }
-                match how {
-                    BatchedWrite::Insert => multi_row_insert(&client, chunk).await?,
-                    BatchedWrite::Copy => copy_in(&client, copy_chunk(chunk)).await?,
+                match (how, &single_row) {
+                    (Write::SingleRow, Some(statement)) => {
+                        for row in chunk {
+                            client.query_one(statement, &row_params(row, &widen(row))).await?;
+                        }
+                    }
+                    (Write::Copy, _) => copy_in(&client, copy_chunk(chunk)).await?,
+                    _ => multi_row_insert(&client, chunk).await?,
                 }
                 done += chunk.len() as u64;
             }
@@ -386,35 +346,45 @@ async fn multi_row_insert(client: &Client, rows: &[LogRow]) -> Result<()> {
         }
         sql.push(')');
     }
-    // The row type's narrower integers, widened to new-api's bigint columns.
-    let widened: Vec<[i64; 3]> = rows
-        .iter()
-        .map(|r| [r.created_at.into(), r.log_type.into(), r.use_time.into()])
-        .collect();
+    let widened: Vec<[i64; 3]> = rows.iter().map(widen).collect();
     let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(rows.len() * PER_ROW);
-    for (r, o) in rows.iter().zip(&widened) {
-        params.extend_from_slice(&[
-            &r.user_id,
-            &o[0],
-            &o[1],
-            &r.content,
-            &r.username,
-            &r.token_name,
-            &r.model_name,
-            &r.quota,
-            &r.prompt_tokens,
-            &r.completion_tokens,
-            &o[2],
-            &r.is_stream,
-            &r.channel_id,
-            &r.token_id,
-            &r.group,
-            &r.ip,
-            &r.other,
-        ]);
+    for (r, w) in rows.iter().zip(&widened) {
+        params.extend_from_slice(&row_params(r, w));
     }
     client.execute(&sql, &params).await?;
     Ok(())
+}
+
+/// The row type's narrower integers (`created_at`, `type`, `use_time`), widened to new-api's
+/// bigint columns.
+fn widen(r: &LogRow) -> [i64; 3] {
+    [r.created_at.into(), r.log_type.into(), r.use_time.into()]
+}
+
+/// A row's 17 parameters in [`COLUMNS`] order (`w`: [`widen`] of it).
+fn row_params<'a>(
+    r: &'a LogRow,
+    w: &'a [i64; 3],
+) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 17] {
+    [
+        &r.user_id,
+        &w[0],
+        &w[1],
+        &r.content,
+        &r.username,
+        &r.token_name,
+        &r.model_name,
+        &r.quota,
+        &r.prompt_tokens,
+        &r.completion_tokens,
+        &w[2],
+        &r.is_stream,
+        &r.channel_id,
+        &r.token_id,
+        &r.group,
+        &r.ip,
+        &r.other,
+    ]
 }
 
 fn push_text(buf: &mut Vec<u8>, s: &str) {

@@ -42,20 +42,8 @@ pub(crate) async fn measure(
     db: &str,
     u: &mut UnderIngest,
 ) -> Result<()> {
-    let target = Target {
-        brokers: &cfg.brokers,
-        partitions: cfg.partitions,
-        clickhouse_url: cfg.clickhouse_url.as_deref().unwrap_or_default(),
-        db,
-        http_addr: INGEST_HTTP_ADDR,
-        name: "under-ingest",
-    };
-    let shape_of_new_rows = Shape {
-        seed: cfg.seed + 4,
-        ..shape.clone()
-    };
-    let mut ingest =
-        BackgroundIngest::start(&target, &shape_of_new_rows, u.rate, ch, work_dir).await?;
+    let target = Target::of(cfg, db, "under-ingest", INGEST_HTTP_ADDR, cfg.seed + 4);
+    let mut ingest = BackgroundIngest::start(&target, shape, u.rate, ch, work_dir).await?;
     let start = Instant::now();
     let budget = CASE_BUDGET.min(Duration::from_secs(cfg.query_secs));
     for case in queries::cases(shape, &cfg.keyword, &cfg.rare_keyword) {
