@@ -96,11 +96,19 @@ impl IngestStack {
             .expect("totals query")
     }
 
+    /// Waits (up to `timeout`) until `logs` holds `rows` rows and the minute rollup counts as
+    /// many requests. Both, because an insert's rows become visible in `logs` before its
+    /// materialized view has written them to `logs_minute`: a query running beside the insert
+    /// (ClickHouse runs them concurrently) can see the first without the second.
     pub(crate) async fn wait_for_rows(&self, rows: u64, timeout: Duration) -> Totals {
-        eventually(&format!("{rows} rows in logs"), timeout, || async {
-            let totals = self.totals().await;
-            (totals.rows >= rows).then_some(totals)
-        })
+        eventually(
+            &format!("{rows} rows in logs and in the rollup"),
+            timeout,
+            || async {
+                let totals = self.totals().await;
+                (totals.rows >= rows && totals.rollup_requests >= rows).then_some(totals)
+            },
+        )
         .await
     }
 
