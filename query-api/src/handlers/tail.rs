@@ -16,7 +16,7 @@ use crate::metrics::names;
 use crate::params::{LogFilter, Params};
 use crate::state::AppState;
 use crate::tail::{LastEventId, TailItem, TailRefusal, TailStartError, TailStream};
-use crate::views::{ErrorResponses, LogItem, SignedIn, View};
+use crate::views::{ErrorResponses, SignedIn, View, log_json};
 
 fn event(item: TailItem, sequence: &mut u64, view: View) -> Event {
     match item {
@@ -25,9 +25,7 @@ fn event(item: TailItem, sequence: &mut u64, view: View) -> Event {
             counter!(names::TAIL_EVENTS).increment(1);
             Event::default()
                 .id(cursor.to_string())
-                .json_data(LogItem::new(*row, *sequence, view))
-                // A row always serializes; should one not, the stream goes on without it.
-                .unwrap_or_else(|_| Event::default().comment("a row could not be encoded"))
+                .data(log_json::with_id(&row.without_id(view), *sequence))
         }
         TailItem::Lagged => {
             counter!(names::TAIL_LAGGED).increment(1);

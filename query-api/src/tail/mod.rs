@@ -10,7 +10,7 @@
 //! reader passed its moment is not skipped (docs/api.md, "Live tail").
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use logbus_projections::rows::LogRow;
@@ -23,6 +23,7 @@ use crate::error::DbError;
 use crate::metrics::names;
 use crate::store::Store;
 use crate::store::tail::TailEnd;
+use crate::views::{View, log_json};
 
 mod config;
 pub mod matching;
@@ -30,16 +31,35 @@ mod stream;
 
 pub use crate::params::{LastEventId, TailCursor};
 pub use config::TailConfig;
-pub use stream::{TailItem, TailStartError, TailStream};
+pub use stream::{TailItem, TailRow, TailStartError, TailStream};
 
 /// Batches of new rows the reader keeps for clients that are behind (each batch is one poll):
 /// a client further behind than this ends with [`TailItem::Lagged`] and resumes.
 const BUFFERED_BATCHES: usize = 256;
 
-/// Rows the reader sent in one poll, in the tail's order.
+/// Rows the reader sent in one poll, in the tail's order, with each row's JSON per view made
+/// by the first client that sends it and shared by the others: the encoding cost of a row
+/// does not grow with the number of viewers.
 #[derive(Debug)]
 pub struct Batch {
     pub rows: Vec<(TailCursor, LogRow)>,
+    /// Per row: its JSON without `id` in the admin view, and in the user view.
+    encoded: Vec<[OnceLock<Arc<str>>; 2]>,
+}
+
+impl Batch {
+    pub fn new(rows: Vec<(TailCursor, LogRow)>) -> Self {
+        let encoded = rows.iter().map(|_| Default::default()).collect();
+        Batch { rows, encoded }
+    }
+
+    /// Row `index`'s JSON without its `id` ([`log_json::without_id`]) in `view`.
+    pub fn without_id(&self, index: usize, view: View) -> Arc<str> {
+        let slot = usize::from(view == View::User);
+        self.encoded[index][slot]
+            .get_or_init(|| log_json::without_id(&self.rows[index].1, view).into())
+            .clone()
+    }
 }
 
 /// Why a tail was not opened.
@@ -216,7 +236,7 @@ impl Tail {
             let mut reader = self.0.reader.lock().await;
             reader.position = Some(*last);
             // No receiver left is not an error: the next poll stops the reader.
-            let _ = reader.sender.send(Arc::new(Batch { rows }));
+            let _ = reader.sender.send(Arc::new(Batch::new(rows)));
             if full {
                 // Behind: read on at once instead of waiting for the next tick.
                 poll.reset_immediately();

@@ -14,6 +14,7 @@ use super::{Batch, StreamSlot, Tail, TailCursor, matching};
 use crate::error::DbError;
 use crate::params::LogFilter;
 use crate::store::tail::TailEnd;
+use crate::views::{View, log_json};
 
 /// Rows per catch-up query.
 const CATCH_UP_PAGE: u64 = 1_000;
@@ -21,11 +22,30 @@ const CATCH_UP_PAGE: u64 = 1_000;
 /// What a tail stream yields.
 #[derive(Debug)]
 pub enum TailItem {
-    /// Boxed: a row is large next to `Lagged`, and streams hold one item at a time anyway.
-    Row(TailCursor, Box<LogRow>),
+    Row(TailCursor, TailRow),
     /// The client fell further behind than the reader keeps: the stream ends here, and a
     /// reconnect with the last row's cursor resumes without a gap.
     Lagged,
+}
+
+/// A row a tail sends.
+#[derive(Debug)]
+pub enum TailRow {
+    /// Row `index` of a batch of the shared reader, whose encoding clients share.
+    Shared(Arc<Batch>, usize),
+    /// A row of this client's own catch-up. Boxed: a row is large next to the other variants,
+    /// and streams hold one item at a time anyway.
+    Own(Box<LogRow>),
+}
+
+impl TailRow {
+    /// The row's JSON without its `id` in `view` ([`log_json::without_id`]).
+    pub fn without_id(&self, view: View) -> Arc<str> {
+        match self {
+            TailRow::Shared(batch, index) => batch.without_id(*index, view),
+            TailRow::Own(row) => log_json::without_id(row, view).into(),
+        }
+    }
 }
 
 /// Why a tail could not start.
@@ -50,19 +70,25 @@ pub struct TailStream {
     resume: Option<TailCursor>,
 }
 
-/// The rows of `batch` a client past `last` and filtering on `filter` is sent, moving `last`.
+/// The rows of `batch` (index and cursor) a client past `last` and filtering on `filter` is
+/// sent, moving `last`.
 fn pick<'a>(
     batch: &'a Batch,
     filter: &'a LogFilter,
     last: &'a mut TailCursor,
-) -> impl Iterator<Item = &'a (TailCursor, LogRow)> + 'a {
-    batch.rows.iter().filter(move |(cursor, row)| {
-        if *cursor <= *last {
-            return false;
-        }
-        *last = *cursor;
-        matching::matches(filter, row)
-    })
+) -> impl Iterator<Item = (usize, TailCursor)> + 'a {
+    batch
+        .rows
+        .iter()
+        .enumerate()
+        .filter(move |(_, (cursor, row))| {
+            if *cursor <= *last {
+                return false;
+            }
+            *last = *cursor;
+            matching::matches(filter, row)
+        })
+        .map(|(index, (cursor, _))| (index, *cursor))
 }
 
 enum Next {
@@ -131,7 +157,7 @@ impl TailStream {
                     let complete = (rows.len() as u64) < CATCH_UP_PAGE;
                     for (cursor, row) in rows {
                         caught_up = cursor;
-                        yield TailItem::Row(cursor, Box::new(row));
+                        yield TailItem::Row(cursor, TailRow::Own(Box::new(row)));
                     }
                     if complete {
                         break;
@@ -152,8 +178,8 @@ impl TailStream {
                 };
                 match next {
                     Next::Batch(batch) => {
-                        for (cursor, row) in pick(&batch, &filter, &mut last) {
-                            yield TailItem::Row(*cursor, Box::new(row.clone()));
+                        for (index, cursor) in pick(&batch, &filter, &mut last) {
+                            yield TailItem::Row(cursor, TailRow::Shared(batch.clone(), index));
                         }
                     }
                     Next::Lagged => {
@@ -187,19 +213,35 @@ mod tests {
 
     #[test]
     fn a_batch_gives_each_matching_row_after_the_cursor_once() {
-        let batch = Batch {
-            rows: vec![row(1, 7), row(2, 8), row(3, 7), row(4, 8), row(5, 7)],
-        };
+        let batch = Batch::new(vec![row(1, 7), row(2, 8), row(3, 7), row(4, 8), row(5, 7)]);
         let filter = LogFilter {
             user_id: Some(7),
             ..Default::default()
         };
         let mut last = batch.rows[0].0;
         let picked: Vec<i64> = pick(&batch, &filter, &mut last)
-            .map(|(cursor, _)| cursor.ingested_ms)
+            .map(|(_, cursor)| cursor.ingested_ms)
             .collect();
         assert_eq!(picked, [3, 5]);
         assert_eq!(last.ingested_ms, 5);
         assert_eq!(pick(&batch, &filter, &mut last).count(), 0, "nothing twice");
+    }
+
+    #[test]
+    fn a_shared_row_is_encoded_once_per_view_and_as_its_own_copy_would_be() {
+        let batch = Arc::new(Batch::new(vec![row(1, 7)]));
+        for view in [View::Admin, View::User] {
+            let shared = TailRow::Shared(batch.clone(), 0);
+            let first = shared.without_id(view);
+            let again = TailRow::Shared(batch.clone(), 0).without_id(view);
+            assert!(Arc::ptr_eq(&first, &again), "encoded once in {view:?}");
+            let own = TailRow::Own(Box::new(row(1, 7).1)).without_id(view);
+            assert_eq!(first, own, "{view:?}");
+        }
+        assert_ne!(
+            batch.without_id(0, View::Admin),
+            batch.without_id(0, View::User),
+            "one encoding per view"
+        );
     }
 }

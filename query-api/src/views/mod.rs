@@ -10,6 +10,7 @@ mod dashboard;
 mod envelope;
 mod export;
 mod list_stream;
+pub mod log_json;
 mod series;
 
 pub use dashboard::{QuotaDataItem, QuotaDataResponse, SignedInMonth};
