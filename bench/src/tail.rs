@@ -57,6 +57,10 @@ pub(crate) struct TailRun {
     pub max_ms: f64,
     /// ClickHouse queries of the tail kinds per second of the window.
     pub queries_per_sec: f64,
+    /// CPU over the window, in % of one core: the query API, and the benchmark's process
+    /// (the clients, and the freshness step's producer).
+    pub api_cpu_pct: f64,
+    pub clients_cpu_pct: f64,
     pub error: Option<String>,
 }
 
@@ -78,6 +82,8 @@ pub(crate) struct Tailing {
     clients: Vec<tokio::task::JoinHandle<()>>,
     admin_clients: usize,
     queries_before: f64,
+    /// CPU seconds of the API and of this process at the start.
+    cpu_before: (f64, f64),
     started: Instant,
 }
 
@@ -146,6 +152,7 @@ pub(crate) async fn start(
         tallies.push(tally.clone());
         clients.push(tokio::spawn(read(response, tally)));
     }
+    let cpu_before = (cpu_secs(api.pid()), cpu_secs(std::process::id()));
     Ok(Tailing {
         api,
         http,
@@ -154,6 +161,7 @@ pub(crate) async fn start(
         clients,
         admin_clients,
         queries_before,
+        cpu_before,
         started: Instant::now(),
     })
 }
@@ -213,6 +221,8 @@ impl Tailing {
         }
         let secs = self.started.elapsed().as_secs_f64();
         let queries = tail_queries(&self.http, &self.base).await? - self.queries_before;
+        let api_cpu = cpu_secs(self.api.pid()) - self.cpu_before.0;
+        let clients_cpu = cpu_secs(std::process::id()) - self.cpu_before.1;
         for client in &self.clients {
             client.abort();
         }
@@ -222,6 +232,8 @@ impl Tailing {
             rate,
             secs,
             queries_per_sec: queries / secs.max(1e-9),
+            api_cpu_pct: api_cpu / secs.max(1e-9) * 100.0,
+            clients_cpu_pct: clients_cpu / secs.max(1e-9) * 100.0,
             ..TailRun::default()
         };
         let mut latency = vec![0u64; MAX_LATENCY_MS + 1];
@@ -241,6 +253,11 @@ impl Tailing {
         self.api.stop(Duration::from_secs(10)).await?;
         Ok(run)
     }
+}
+
+/// CPU seconds (user + system) process `pid` has used so far.
+fn cpu_secs(pid: u32) -> f64 {
+    logbus::proc_usage(pid).map_or(0.0, |(_, cpu)| cpu)
 }
 
 /// The `q` quantile of 1 ms buckets.
@@ -318,6 +335,10 @@ pub(crate) fn report_section(run: &TailRun) -> String {
         "| ClickHouse queries spent on tailing | {:.1}/s (kinds {}) |\n",
         run.queries_per_sec,
         TAIL_QUERY_KINDS.join(", ")
+    ));
+    s.push_str(&format!(
+        "| CPU over the window: query API / the benchmark's clients and producer | {:.0}% / {:.0}% of one core (of 2) |\n",
+        run.api_cpu_pct, run.clients_cpu_pct
     ));
     s
 }
