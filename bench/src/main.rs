@@ -5,6 +5,7 @@ mod background;
 mod bridge;
 mod data;
 mod export;
+mod fresh;
 mod load;
 mod logbus;
 mod pg;
@@ -534,75 +535,23 @@ async fn ingest(
         r.cpu_pct
     );
 
-    // 2. Freshness at about half the measured rate, with the live tail's clients connected.
+    // 2. Freshness at about half the measured rate.
     let rate = (r.e2e_rate / 2.0).max(100.0);
     r.fresh_rate = rate;
-    let tailing = if cfg.tail.skip_tail {
-        None
-    } else {
-        let url = cfg.clickhouse_url.as_deref().unwrap_or_default();
-        match tail::start(&cfg.tail, &shape, url, db, work_dir).await {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("bench: live tail measurement failed to start: {e:#}");
-                r.tail = Some(tail::TailRun {
-                    error: Some(format!("{e:#}")),
-                    ..Default::default()
-                });
-                None
-            }
-        }
-    };
     let fresh_total = (rate * cfg.fresh_secs as f64) as u64;
-    let fresh = {
-        let (brokers, topic) = (cfg.brokers.clone(), topic.clone());
-        let rows_src: Vec<_> = rows.iter().take(fresh_total as usize).cloned().collect();
-        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(cfg.seed + 2);
-        std::thread::spawn(move || -> Result<u64> {
-            let p = logbus::producer(&brokers)?;
-            let start = Instant::now();
-            let mut sent = 0u64;
-            while sent < fresh_total {
-                let due = ((start.elapsed().as_secs_f64() * rate) as u64).min(fresh_total);
-                while sent < due {
-                    let mut row = rows_src[(sent as usize) % rows_src.len().max(1)].clone();
-                    row.event_id = data::new_event_id(&mut rng);
-                    let ms = (now_unix() * 1000.0) as u64;
-                    row.created_at = (ms / 1000) as u32;
-                    row.request_id = format!("fresh-{ms}");
-                    logbus::send(
-                        &p,
-                        &topic,
-                        &row.user_id.to_string(),
-                        &data::event_json(&row),
-                    );
-                    sent += 1;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            logbus::flush(&p)?;
-            Ok(sent)
-        })
-    };
-    let sent = fresh
-        .join()
-        .map_err(|_| anyhow::anyhow!("producer panicked"))??;
-    let until = Instant::now() + Duration::from_secs(120);
-    loop {
-        let c = logbus::count(&ch, "logs").await.unwrap_or(0);
-        if c >= n + sent || Instant::now() > until {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let (p50, p99, cnt) = ch
-        .query(
-            "SELECT quantileExact(0.5)(d), quantileExact(0.99)(d), count() FROM (SELECT \
-             toFloat64(toUnixTimestamp64Milli(ingested_at) - toInt64(substring(request_id, 7))) AS d \
-             FROM logs WHERE startsWith(request_id, 'fresh-'))",
-        )
-        .fetch_one::<(f64, f64, u64)>()
-        .await?;
+    let (brokers, seed) = (&cfg.brokers, cfg.seed + 2);
+    let sent = fresh::publish(
+        brokers,
+        &topic,
+        &rows,
+        rate,
+        fresh_total,
+        fresh::FRESHNESS,
+        seed,
+    )
+    .await?;
+    fresh::wait_for_rows(&ch, n + sent, Duration::from_secs(120)).await;
+    let (p50, p99, cnt) = fresh::latency(&ch, fresh::FRESHNESS).await?;
     r.fresh_n = cnt;
     r.fresh_p50_ms = p50;
     r.fresh_p99_ms = p99;
@@ -612,33 +561,63 @@ async fn ingest(
     eprintln!(
         "bench: freshness at {rate:.0} events/s: p50 {p50:.0} ms, p99 {p99:.0} ms ({cnt}/{sent} rows)"
     );
-    if let Some(tailing) = tailing {
-        let per_user = ch
-            .query(
-                "SELECT toUInt32(user_id), count() FROM logs \
-                 WHERE startsWith(request_id, 'fresh-') GROUP BY user_id",
-            )
-            .fetch_all::<(u32, u64)>()
-            .await?
-            .into_iter()
-            .collect();
-        let run = tailing
-            .finish(rate, cnt, &per_user, Duration::from_secs(60))
-            .await
-            .unwrap_or_else(|e| tail::TailRun {
+
+    // 2b. The live tail: the same rate for the same time again, with its clients connected (a
+    //     window of its own, so that the freshness above is not measured under its load).
+    let mut tail_sent = 0;
+    if !cfg.tail.skip_tail {
+        let url = cfg.clickhouse_url.as_deref().unwrap_or_default();
+        let run = match tail::start(&cfg.tail, &shape, url, db, work_dir).await {
+            Ok(tailing) => {
+                tail_sent = fresh::publish(
+                    brokers,
+                    &topic,
+                    &rows,
+                    rate,
+                    fresh_total,
+                    tail::STAMP,
+                    cfg.seed + 5,
+                )
+                .await?;
+                let expected = n + sent + tail_sent;
+                fresh::wait_for_rows(&ch, expected, Duration::from_secs(120)).await;
+                let (fresh_p50, fresh_p99, due) = fresh::latency(&ch, tail::STAMP).await?;
+                let per_user = fresh::per_user(&ch, tail::STAMP).await?;
+                tailing
+                    .finish(rate, due, &per_user, Duration::from_secs(60))
+                    .await
+                    .map(|run| tail::TailRun {
+                        fresh_p50_ms: fresh_p50,
+                        fresh_p99_ms: fresh_p99,
+                        ..run
+                    })
+            }
+            Err(e) => Err(e),
+        };
+        let run = run.unwrap_or_else(|e| {
+            eprintln!("bench: live tail measurement failed: {e:#}");
+            tail::TailRun {
                 error: Some(format!("{e:#}")),
                 ..Default::default()
-            });
+            }
+        });
         eprintln!(
-            "bench: live tail, {} clients: p50 {:.0} ms, p99 {:.0} ms, {}/{} rows delivered, {:.1} ClickHouse queries/s",
-            run.clients, run.p50_ms, run.p99_ms, run.delivered, run.expected, run.queries_per_sec
+            "bench: live tail, {} clients: p50 {:.0} ms, p99 {:.0} ms (ingest freshness of the same rows p50 {:.0}, p99 {:.0} ms), {}/{} rows delivered, {:.1} ClickHouse queries/s",
+            run.clients,
+            run.p50_ms,
+            run.p99_ms,
+            run.fresh_p50_ms,
+            run.fresh_p99_ms,
+            run.delivered,
+            run.expected,
+            run.queries_per_sec
         );
         r.tail = Some(run);
     }
     worker.stop(Duration::from_secs(25)).await?;
 
     // 3. The broker's raw consume rate of the same topic (all N + freshness events).
-    let expect = n + sent;
+    let expect = n + sent + tail_sent;
     let (got, secs) = tokio::task::spawn_blocking({
         let (b, t) = (cfg.brokers.clone(), topic.clone());
         move || logbus::raw_consume(&b, &t, expect, Duration::from_secs(600))
