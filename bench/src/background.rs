@@ -220,23 +220,21 @@ fn publish(
     stop: &AtomicBool,
     sent: &AtomicU64,
 ) -> Result<u64> {
-    let p = logbus::producer(brokers)?;
     let mut generator = Generator::with_shape(shape);
     let mut rng = StdRng::seed_from_u64(0x10ad);
-    let start = Instant::now();
-    let mut n = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        let due = (start.elapsed().as_secs_f64() * rate) as u64;
-        while n < due {
+    logbus::publish_paced(
+        brokers,
+        topic,
+        rate,
+        |n| {
+            sent.store(n, Ordering::Relaxed);
+            stop.load(Ordering::Relaxed)
+        },
+        |_| {
             let mut row = generator.row(crate::now_unix() as u32);
             // Ids of their own: the worker drops an event whose id it has already stored.
             row.event_id = data::new_event_id(&mut rng);
-            logbus::send(&p, topic, &row.user_id.to_string(), &data::event_json(&row));
-            n += 1;
-            sent.store(n, Ordering::Relaxed);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    logbus::flush(&p)?;
-    Ok(n)
+            row
+        },
+    )
 }

@@ -27,31 +27,25 @@ pub(crate) async fn publish(
 ) -> Result<u64> {
     let (brokers, topic) = (brokers.to_owned(), topic.to_owned());
     let source: Vec<LogRow> = source.iter().take(total as usize).cloned().collect();
-    tokio::task::spawn_blocking(move || -> Result<u64> {
+    if source.is_empty() {
+        return Ok(0);
+    }
+    tokio::task::spawn_blocking(move || {
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
-        let p = logbus::producer(&brokers)?;
-        let start = Instant::now();
-        let mut sent = 0u64;
-        while sent < total && !source.is_empty() {
-            let due = ((start.elapsed().as_secs_f64() * rate) as u64).min(total);
-            while sent < due {
-                let mut row = source[(sent as usize) % source.len()].clone();
+        logbus::publish_paced(
+            &brokers,
+            &topic,
+            rate,
+            |n| n >= total,
+            |n| {
+                let mut row = source[n as usize % source.len()].clone();
                 row.event_id = data::new_event_id(&mut rng);
                 let ms = (crate::now_unix() * 1000.0) as u64;
                 row.created_at = (ms / 1000) as u32;
                 row.request_id = format!("{prefix}{ms}");
-                logbus::send(
-                    &p,
-                    &topic,
-                    &row.user_id.to_string(),
-                    &data::event_json(&row),
-                );
-                sent += 1;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        logbus::flush(&p)?;
-        Ok(sent)
+                row
+            },
+        )
     })
     .await?
 }

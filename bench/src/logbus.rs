@@ -271,6 +271,37 @@ pub(crate) fn send(
     }
 }
 
+/// Publishes `next(n)` (the `n`-th event, keyed by its user id) to `topic` at `rate` per second
+/// until `done(n)` says `n` events are enough; blocks, and returns how many were published
+/// (all flushed).
+pub(crate) fn publish_paced(
+    brokers: &str,
+    topic: &str,
+    rate: f64,
+    mut done: impl FnMut(u64) -> bool,
+    mut next: impl FnMut(u64) -> LogRow,
+) -> Result<u64> {
+    let p = producer(brokers)?;
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while !done(sent) {
+        let due = (start.elapsed().as_secs_f64() * rate) as u64;
+        while sent < due && !done(sent) {
+            let row = next(sent);
+            send(
+                &p,
+                topic,
+                &row.user_id.to_string(),
+                &crate::data::event_json(&row),
+            );
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    flush(&p)?;
+    Ok(sent)
+}
+
 pub(crate) fn flush(p: &ThreadedProducer<DefaultProducerContext>) -> Result<()> {
     p.flush(Duration::from_secs(300))?;
     Ok(())

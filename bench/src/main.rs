@@ -179,7 +179,7 @@ struct Ingest {
     /// (rows, seconds) of the batched multi-row INSERT baseline and of the COPY baseline.
     pg_batched: (u64, f64),
     pg_copy: (u64, f64),
-    /// The live tail's clients during the freshness step.
+    /// The live tail's clients, in a publishing window after the freshness step's.
     tail: Option<tail::TailRun>,
     error: Option<String>,
 }
@@ -539,15 +539,14 @@ async fn ingest(
     let rate = (r.e2e_rate / 2.0).max(100.0);
     r.fresh_rate = rate;
     let fresh_total = (rate * cfg.fresh_secs as f64) as u64;
-    let (brokers, seed) = (&cfg.brokers, cfg.seed + 2);
     let sent = fresh::publish(
-        brokers,
+        &cfg.brokers,
         &topic,
         &rows,
         rate,
         fresh_total,
         fresh::FRESHNESS,
-        seed,
+        cfg.seed + 2,
     )
     .await?;
     fresh::wait_for_rows(&ch, n + sent, Duration::from_secs(120)).await;
@@ -570,7 +569,7 @@ async fn ingest(
         let run = match tail::start(&cfg.tail, &shape, url, db, work_dir).await {
             Ok(tailing) => {
                 tail_sent = fresh::publish(
-                    brokers,
+                    &cfg.brokers,
                     &topic,
                     &rows,
                     rate,

@@ -291,12 +291,13 @@ pub(crate) async fn write_rows(
         let client = pg.connect().await?;
         let (rows, next) = (rows.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
-            let single_row = match how {
-                Write::SingleRow => Some(client.prepare(&format!(
+            // Prepared by every writer (one round trip per connection), used by the
+            // single-row ones.
+            let single_row = client
+                .prepare(&format!(
                     "INSERT INTO logs ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) RETURNING id"
-                )).await?),
-                _ => None,
-            };
+                ))
+                .await?;
             let mut done = 0u64;
             while start.elapsed() < limit {
                 let from = next.fetch_add(batch as u64, Ordering::Relaxed) as usize;
@@ -306,14 +307,16 @@ pub(crate) async fn write_rows(
                 if chunk.is_empty() {
                     break;
                 }
-                match (how, &single_row) {
-                    (Write::SingleRow, Some(statement)) => {
+                match how {
+                    Write::SingleRow => {
                         for row in chunk {
-                            client.query_one(statement, &row_params(row, &widen(row))).await?;
+                            client
+                                .query_one(&single_row, &row_params(row, &widen(row)))
+                                .await?;
                         }
                     }
-                    (Write::Copy, _) => copy_in(&client, copy_chunk(chunk)).await?,
-                    _ => multi_row_insert(&client, chunk).await?,
+                    Write::MultiRowInsert => multi_row_insert(&client, chunk).await?,
+                    Write::Copy => copy_in(&client, copy_chunk(chunk)).await?,
                 }
                 done += chunk.len() as u64;
             }

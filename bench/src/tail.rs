@@ -64,7 +64,7 @@ pub(crate) struct TailRun {
     /// ClickHouse queries of the tail kinds per second of the window.
     pub queries_per_sec: f64,
     /// CPU over the window, in % of one core: the query API, and the benchmark's process
-    /// (the clients, and the freshness step's producer).
+    /// (the clients, and the window's producer).
     pub api_cpu_pct: f64,
     pub clients_cpu_pct: f64,
     pub error: Option<String>,
@@ -79,7 +79,7 @@ struct Tally {
     latency_ms: Vec<u32>,
 }
 
-/// The API and its clients while the freshness step publishes.
+/// The API and its clients while the tail's window publishes.
 pub(crate) struct Tailing {
     api: Process,
     http: reqwest::Client,
@@ -193,10 +193,10 @@ async fn read(response: reqwest::Response, tally: Arc<Mutex<Tally>>) {
     }
 }
 
-/// The publication time in a row's `"request_id":"tail-<ms>"` ([`STAMP`]).
+/// The publication time in a row's `"request_id":"<STAMP><ms>"`.
 fn published_ms(data: &str) -> Option<u64> {
-    const MARK: &str = "\"request_id\":\"tail-";
-    let rest = &data[data.find(MARK)? + MARK.len()..];
+    const KEY: &str = "\"request_id\":\"";
+    let rest = data[data.find(KEY)? + KEY.len()..].strip_prefix(STAMP)?;
     rest[..rest.find('"')?].parse().ok()
 }
 
