@@ -60,6 +60,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "0010_retention_drops_parts.sql"
     ),
     migration!(11, "tail_index", "0011_tail_index.sql"),
+    migration!(
+        12,
+        "dashboard_projections",
+        "0012_dashboard_projections.sql"
+    ),
 ];
 
 impl Migration {

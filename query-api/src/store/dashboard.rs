@@ -3,8 +3,9 @@
 //!
 //! new-api buckets each consume log into `created_at - created_at % 3600` and selects the
 //! buckets whose start lies in `[start, end]`. Those buckets are whole hours, hence whole
-//! minutes, so `logs_minute` answers them exactly and no raw row is read. (The hourly
-//! projections of `logs` would be smaller, but they carry no token sums for `token_used`.)
+//! minutes, so `logs_minute` answers them exactly and no raw row is read: from its hourly
+//! projections (migration 12), one keyed by user for the self dashboard and one per model for
+//! the site's. (The hourly projections of `logs` carry no token sums for `token_used`.)
 
 use clickhouse::Row;
 use logbus_projections::events::LOG_TYPE_CONSUME;
@@ -74,12 +75,18 @@ impl DataGrouping {
     }
 }
 
+/// The hour bucket of a rollup row, as the projections `data_user_hour` and `data_model_hour`
+/// spell it.
+const HOUR_OF_MINUTE: &str = "toStartOfHour(minute)";
+
 /// The statement of `grouping` over the hour window `[first, last)`.
 pub fn data_query(grouping: &DataGrouping, first: i64, last: i64) -> (String, Conditions) {
     let mut conditions = Conditions::default();
     conditions.compare("type", "=", Value::I64(i64::from(LOG_TYPE_CONSUME)));
-    conditions.compare("minute", ">=", Value::I64(first));
-    conditions.compare("minute", "<", Value::I64(last));
+    // Whole hours, bounded on the hour itself: only then can ClickHouse answer from the hourly
+    // projections of `logs_minute` (migration 12) instead of its minute rows.
+    conditions.compare(HOUR_OF_MINUTE, ">=", Value::I64(first));
+    conditions.compare(HOUR_OF_MINUTE, "<", Value::I64(last));
     match grouping {
         DataGrouping::Username(name) => {
             conditions.compare("username", "=", Value::Str(name.clone()))
@@ -89,7 +96,7 @@ pub fn data_query(grouping: &DataGrouping, first: i64, last: i64) -> (String, Co
     }
     let (columns, keys) = grouping.columns();
     let sql = format!(
-        "SELECT toUInt32(toStartOfHour(minute)) AS created_at, {columns}, \
+        "SELECT toUInt32({HOUR_OF_MINUTE}) AS created_at, {columns}, \
          sum(requests) AS count, sum(quota) AS quota, \
          sum(prompt_tokens) + sum(completion_tokens) AS token_used \
          FROM {} {} GROUP BY created_at, {keys} ORDER BY created_at, {keys}",
@@ -143,6 +150,13 @@ mod tests {
         let (sql, _) = data_query(&DataGrouping::Models, 0, 3600);
         assert!(sql.contains("GROUP BY created_at, model_name"), "{sql}");
         assert!(sql.contains("WHERE type = {p0:Int64}"), "{sql}");
+        // Bounded on the hour, as the hourly projections are keyed.
+        assert!(
+            sql.contains(
+                "toStartOfHour(minute) >= {p1:Int64} AND toStartOfHour(minute) < {p2:Int64}"
+            ),
+            "{sql}"
+        );
         let (sql, _) = data_query(&DataGrouping::User(5), 0, 3600);
         assert!(sql.contains("user_id = {p3:Int64}"), "{sql}");
         assert!(sql.contains("GROUP BY created_at, user_id, username, model_name"));
