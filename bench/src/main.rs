@@ -170,6 +170,8 @@ struct Ingest {
     rss_peak: u64,
     cpu_pct: f64,
     ch_cpu_pct: Option<f64>,
+    /// The ClickHouse process's CPU while the ceiling was measured (percent of one core).
+    ceiling_ch_cpu_pct: Option<f64>,
     fresh_rate: f64,
     fresh_n: u64,
     fresh_p50_ms: f64,
@@ -642,6 +644,7 @@ async fn ingest(
         ceiling_db,
     )
     .await?;
+    let ch_cpu0 = ch_pid.and_then(logbus::proc_usage).map(|u| u.1);
     let t = Instant::now();
     futures::stream::iter(rows.chunks(CEILING_BLOCK_ROWS))
         .map(|block| logbus::insert_rows(&ceiling, block))
@@ -650,6 +653,9 @@ async fn ingest(
         .await
         .context("ClickHouse ceiling inserts")?;
     r.ceiling_rate = rows.len() as f64 / t.elapsed().as_secs_f64().max(1e-9);
+    if let (Some(c0), Some((_, c1))) = (ch_cpu0, ch_pid.and_then(logbus::proc_usage)) {
+        r.ceiling_ch_cpu_pct = Some((c1 - c0) / t.elapsed().as_secs_f64().max(1e-9) * 100.0);
+    }
     eprintln!(
         "bench: ClickHouse insert ceiling {:.0} rows/s ({} rows in blocks of {CEILING_BLOCK_ROWS})",
         r.ceiling_rate,
@@ -1059,6 +1065,18 @@ fn report(
                 let _ = writeln!(
                     s,
                     "| ClickHouse (chfront + chDB process) CPU during the ingest run | {c:.0}% of one core | – | – | (what bounds ingest) | {m} |"
+                );
+            }
+            // On 2 cores the broker, the producer and the worker take CPU the ceiling's
+            // inserts have to themselves: per ClickHouse CPU-second is the comparison that
+            // says what ingest's own statements (intents, event-id look-ups) cost the engine.
+            if let (Some(c), Some(cc)) = (i.ch_cpu_pct, i.ceiling_ch_cpu_pct) {
+                let ingest_per_cpu = i.e2e_rate / (c / 100.0).max(1e-9);
+                let ceiling_per_cpu = i.ceiling_rate / (cc / 100.0).max(1e-9);
+                let _ = writeln!(
+                    s,
+                    "| rows per ClickHouse CPU-second, ingest vs the ceiling's inserts (ClickHouse CPU {c:.0}% vs {cc:.0}% of one core) | {ingest_per_cpu:.0} rows/CPU-s | ceiling {ceiling_per_cpu:.0} rows/CPU-s | {:.2} of the ceiling's efficiency | (what ingest's own statements cost the engine) | {m} |",
+                    fraction(ingest_per_cpu, ceiling_per_cpu)
                 );
             }
         }

@@ -149,7 +149,12 @@ impl Writer {
             .planned
             .as_ref()
             .is_some_and(|i| i.batch_id == batch_id && i.last_offset == batch.last_offset);
-        if !already_recorded {
+        // The intent and the event-id lookup are independent (the lookup only reads, and the
+        // insert waits for both), so they share one round trip's wait.
+        let record_intent = async {
+            if already_recorded {
+                return Ok(());
+            }
             let intent = Intent {
                 consumer_group: self.group_id.to_string(),
                 topic: source.topic.clone(),
@@ -159,19 +164,14 @@ impl Writer {
                 batch_id,
                 rows: rows.len() as u32,
             };
-            let store = self.store.clone();
             self.retrier
-                .retry_or_fail("record_intent", || store.record_intent(&intent))
-                .await?;
-        }
-
-        let store = self.store.clone();
-        let existing = self
-            .retrier
-            .retry_or_fail("existing_event_ids", || {
-                store.existing_event_ids(&rows, Some(batch_id))
-            })
-            .await?;
+                .retry_or_fail("record_intent", || self.store.record_intent(&intent))
+                .await
+        };
+        let lookup = self.retrier.retry_or_fail("existing_event_ids", || {
+            self.store.existing_event_ids(&rows, Some(batch_id))
+        });
+        let ((), existing) = tokio::try_join!(record_intent, lookup)?;
         if !existing.is_empty() {
             let mut kept_rows = Vec::with_capacity(rows.len());
             let mut kept_sources = Vec::with_capacity(rows.len());
