@@ -20,8 +20,13 @@ connection. The request's `database` (USE) and settings (SET) are applied on
 its connection and undone before the connection serves another request (the
 settings reset, the database set again when it differs); a connection whose
 state cannot be restored that way (a reset failed, CREATE TEMPORARY TABLE) is
-closed instead of reused, so nothing leaks between requests. The response is
-sent after the connection is back in the pool: a slow reader holds none.
+closed instead of reused, so nothing leaks between requests.
+
+Results stream as on clickhouse-server (chstream.py): a SELECT in a row format
+(RowBinary[WithNamesAndTypes], TSV, CSV, JSONEachRow, Native, ...) longer than
+1 MiB is sent chunked as the engine produces it, its connection taken until the
+stream ends. Anything else is computed whole and sent, with Content-Length,
+once its connection is back in the pool: a slow reader holds none.
 
 SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close the
 connections, exit 0.
@@ -34,6 +39,7 @@ before the query, request bytes, and the start of the query text.
 
 import argparse
 import base64
+import contextlib
 import gzip
 import json
 import os
@@ -55,6 +61,7 @@ import lz4.frame
 from clickhouse_cityhash.cityhash import CityHash128
 
 import chpool
+import chstream
 
 DEBUG = os.environ.get("CHFRONT_DEBUG", "") not in ("", "0")
 
@@ -404,19 +411,20 @@ class Engine:
         self.pool.close()
         self.anchor.close()
 
-    def run(self, sql, fmt, database, settings, params, kind="", stateful=False,
-            timing=None):
-        """Runs one statement of one request on a pooled connection; `database` and
-        `settings` apply to it alone. The connection goes back to the pool as it was (its
+    @contextlib.contextmanager
+    def lease(self, database, settings, kind="", stateful=False, timing=None):
+        """A pooled connection for one statement of one request, for the `with` block:
+        `database` and `settings` apply to it alone. It goes back to the pool as it was (its
         settings reset, its current database known) or, when that cannot be ensured (a
-        reset failed, a `stateful` statement such as CREATE TEMPORARY TABLE, an error that
-        is not the engine's), it is discarded. `kind` is the statement's first keyword."""
+        reset failed, a `stateful` statement such as CREATE TEMPORARY TABLE, an error in the
+        block that is not a CHError, `lease.discard` set), it is discarded. `kind` is the
+        statement's first keyword."""
         timing = timing if timing is not None else Timing()
         pooled, timing.wait = self.pool.acquire()
+        lease = Lease(pooled)
         conn = pooled.conn
         prepared = time.monotonic()
         applied = []
-        discard = False
         try:
             if database != pooled.database:
                 pooled.database = None
@@ -435,18 +443,35 @@ class Engine:
             if kind in _DB_CHANGING:
                 pooled.database = None  # USE, or a statement that may change it
             try:
-                return conn.query(sql, fmt, params=params or None)
-            except self.engine_error as e:
-                raise chdb_error(e)
+                yield lease
+            except CHError:
+                raise
             except BaseException:
-                discard = True  # not the engine's error: the client's state is unknown
+                lease.discard = True  # not the engine's error: the client's state is unknown
                 raise
             finally:
-                discard = discard or stateful
+                lease.discard = lease.discard or stateful
         finally:
             if applied and not _reset_settings(conn, applied):
-                discard = True
-            self.pool.release(pooled, discard)
+                lease.discard = True
+            self.pool.release(pooled, lease.discard)
+
+    def run(self, sql, fmt, database, settings, params, kind="", stateful=False,
+            timing=None):
+        """Runs one statement on a leased connection (see `lease`): its whole result."""
+        with self.lease(database, settings, kind, stateful, timing) as lease:
+            try:
+                return lease.conn.query(sql, fmt, params=params or None)
+            except self.engine_error as e:
+                raise chdb_error(e)
+
+
+class Lease:
+    """A connection taken from the pool for one statement (Engine.lease)."""
+
+    def __init__(self, pooled):
+        self.conn = pooled.conn
+        self.discard = False  # set: closed instead of going back to the pool
 
 
 def _reset_settings(conn, names):
@@ -618,13 +643,21 @@ class Handler(BaseHTTPRequestHandler):
             for start in range(0, len(view), SEND_SLICE):
                 self.wfile.write(view[start:start + SEND_SLICE])
 
-    def send_error_ch(self, err, query_id, encoding=None):
-        name = err.name or "UNKNOWN_EXCEPTION"
+    def error_text(self, err):
+        """ClickHouse's text of an error (a CHError, or any exception: STD_EXCEPTION)."""
+        if not isinstance(err, CHError):
+            err = CHError(1001, "DB::Exception: %s: %s" % (type(err).__name__, err),
+                          "STD_EXCEPTION")
         if getattr(err, "raw", False):
             text = "Code: %d. %s" % (err.code, err.message)
         else:
-            text = "Code: %d. %s (%s)" % (err.code, err.message, name)
-        text += " (version %s (official build))\n" % self.server.engine.version
+            text = "Code: %d. %s (%s)" % (err.code, err.message,
+                                          err.name or "UNKNOWN_EXCEPTION")
+        return text + " (version %s (official build))\n" % self.server.engine.version
+
+    def send_error_ch(self, err, query_id, encoding=None):
+        name = err.name or "UNKNOWN_EXCEPTION"
+        text = self.error_text(err)
         status = _STATUS_BY_NAME.get(name, 500)
         if DEBUG or name == "STD_EXCEPTION":
             sys.stderr.write("chfront: error %d: %s" % (status, text))
@@ -789,17 +822,19 @@ class Handler(BaseHTTPRequestHandler):
             out_fmt = fmt
         else:
             end = getattr(st, "end", None)
-            sql = (full[:end] if end is not None else full).decode(
-                "utf-8", "surrogateescape")
-            result = engine.run(sql, fmt, database, settings, qparams, st.kind,
-                                stateful=st.temporary, timing=timing)
-        elapsed_ns = int((time.monotonic() - started) * 1e9)
-        if engine.profile is not None:
-            line = "%.3f\t%.2f\t%.2f\t%.2f\t%d\t%s\n" % (
-                time.time(), elapsed_ns / 1e6, timing.wait * 1e3, timing.settings * 1e3,
-                len(full), " ".join(full[:120].decode("utf-8", "replace").split()))
-            with engine.profile_lock:
-                engine.profile.write(line)
+            text = full[:end] if end is not None else full
+            sql = text.decode("utf-8", "surrogateescape")
+            if chstream.streamable(st.kind, out_fmt, text, settings) and \
+                    not _truthy(params.get("wait_end_of_query")):
+                result = self.select(sql, fmt, out_fmt, database, settings, qparams, st.kind,
+                                     headers, _truthy(params.get("compress")), encoding,
+                                     timing, started)
+                if result is None:  # streamed
+                    return self.profile(started, timing, full)
+            else:
+                result = engine.run(sql, fmt, database, settings, qparams, st.kind,
+                                    stateful=st.temporary, timing=timing)
+        elapsed_ns = self.profile(started, timing, full)
 
         out = result.bytes() if result is not None else b""
         summary = {
@@ -818,6 +853,48 @@ class Handler(BaseHTTPRequestHandler):
         if _truthy(params.get("compress")):
             out = native_compress(out)
         self.send(200, out, headers, content_type=ct, encoding=encoding)
+
+    def select(self, sql, fmt, out_fmt, database, settings, qparams, kind, headers, compress,
+               encoding, timing, started):
+        """A SELECT through chDB's streaming API (chstream.py). Returns its result when it
+        ended within chstream.BUFFERED bytes, to be sent as any other once its connection is
+        back in the pool; None when it was longer and has been streamed from here, the
+        connection taken until the end of the stream."""
+        with self.server.engine.lease(database, settings, kind, timing=timing) as lease:
+            query = chstream.Query(lease.conn, sql, fmt, qparams, chdb_error, out_fmt)
+            try:
+                head = query.read_head(chstream.BUFFERED)
+                if query.done:
+                    return chstream.Result(b"".join(head), query.progress)
+                summary = query.summary(int((time.monotonic() - started) * 1e9))
+                headers = headers + [
+                    ("X-ClickHouse-Format", out_fmt),
+                    ("X-ClickHouse-Summary", json.dumps(summary, separators=(",", ":")))]
+                response = chstream.Response(self, native_compress if compress else None,
+                                             encoding)
+                outcome = chstream.stream(query, head, response, content_type_for(out_fmt),
+                                          headers, self.error_text, CHError)
+                if outcome == "broken":
+                    lease.discard = True
+                if DEBUG or outcome == "broken":
+                    sys.stderr.write("chfront: streamed %s (%d bytes sent)\n" % (
+                        outcome, response.sent))
+                return None
+            finally:
+                if not query.close():
+                    lease.discard = True
+
+    def profile(self, started, timing, full):
+        """The request's elapsed ns; with CHFRONT_PROFILE, its line appended."""
+        engine = self.server.engine
+        elapsed_ns = int((time.monotonic() - started) * 1e9)
+        if engine.profile is not None:
+            line = "%.3f\t%.2f\t%.2f\t%.2f\t%d\t%s\n" % (
+                time.time(), elapsed_ns / 1e6, timing.wait * 1e3, timing.settings * 1e3,
+                len(full), " ".join(full[:120].decode("utf-8", "replace").split()))
+            with engine.profile_lock:
+                engine.profile.write(line)
+        return elapsed_ns
 
 
 def choose_encoding(accept):
