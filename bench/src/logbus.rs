@@ -188,6 +188,13 @@ pub(crate) fn proc_usage(pid: u32) -> Option<(u64, f64)> {
     Some((hwm, ticks / clock_ticks()))
 }
 
+/// The CPU process `pid` used since it had used `cpu0` seconds (from [`proc_usage`]), over
+/// `secs` of wall time, in percent of one core; `None` without a process or a start reading.
+pub(crate) fn cpu_percent_since(pid: Option<u32>, cpu0: Option<f64>, secs: f64) -> Option<f64> {
+    let (_, cpu1) = proc_usage(pid?)?;
+    Some((cpu1 - cpu0?) / secs.max(1e-9) * 100.0)
+}
+
 fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")

@@ -524,9 +524,7 @@ async fn ingest(
     r.e2e_secs = t_done - t0;
     r.e2e_rate = n as f64 / r.e2e_secs;
     r.cpu_pct = (cpu1 - cpu0) / r.e2e_secs * 100.0;
-    if let (Some(c0), Some((_, c1))) = (ch_cpu0, ch_pid.and_then(logbus::proc_usage)) {
-        r.ch_cpu_pct = Some((c1 - c0) / (t0i.elapsed().as_secs_f64()) * 100.0);
-    }
+    r.ch_cpu_pct = logbus::cpu_percent_since(ch_pid, ch_cpu0, t0i.elapsed().as_secs_f64());
     r.rss_peak = rss;
     eprintln!(
         "bench: ingest {:.0} events/s end to end ({:.1} s; producer alone {:.1} s), peak RSS {} MB, CPU {:.0}%",
@@ -653,9 +651,7 @@ async fn ingest(
         .await
         .context("ClickHouse ceiling inserts")?;
     r.ceiling_rate = rows.len() as f64 / t.elapsed().as_secs_f64().max(1e-9);
-    if let (Some(c0), Some((_, c1))) = (ch_cpu0, ch_pid.and_then(logbus::proc_usage)) {
-        r.ceiling_ch_cpu_pct = Some((c1 - c0) / t.elapsed().as_secs_f64().max(1e-9) * 100.0);
-    }
+    r.ceiling_ch_cpu_pct = logbus::cpu_percent_since(ch_pid, ch_cpu0, t.elapsed().as_secs_f64());
     eprintln!(
         "bench: ClickHouse insert ceiling {:.0} rows/s ({} rows in blocks of {CEILING_BLOCK_ROWS})",
         r.ceiling_rate,
